@@ -1,0 +1,12 @@
+/* The table of built-in protocols, looked up by name from the config. */
+#ifndef WEFT_PROTOCOLS_REGISTRY_H
+#define WEFT_PROTOCOLS_REGISTRY_H
+
+#include "weft/weft.h"
+
+/* The built-in protocol called name, or NULL. */
+const struct weft_protocol *protocol_find(const char *name);
+
+extern const struct weft_protocol echo_protocol;
+
+#endif

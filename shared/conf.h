@@ -1,0 +1,35 @@
+/*
+ * The configuration as the supervisor built it and the workers inherit it
+ * through fork: plain data, never changed once built.
+ */
+#ifndef WEFT_SHARED_CONF_H
+#define WEFT_SHARED_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "shared/addr.h"
+#include "weft/weft.h"
+
+#define CONFIG_NAME_MAX 64
+#define CONFIG_WORKERS_MAX 256
+#define CONFIG_BACKLOG_DEFAULT 511
+
+struct listener_conf {
+    char name[CONFIG_NAME_MAX];
+    struct addr addr;
+    const struct weft_protocol *proto;
+    int backlog;
+    int max_connections; /* per worker; 0 = no limit */
+    int line;
+};
+
+struct config {
+    char *path;
+    int workers; /* 0 = "auto" */
+    bool cpu_affinity;
+    struct listener_conf *listeners;
+    size_t nlisteners;
+};
+
+#endif

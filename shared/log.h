@@ -1,0 +1,28 @@
+/*
+ * Logging to stderr: one line per event, written with one write(2) so lines
+ * from several processes never interleave. Each line carries the time, the
+ * level, the pid and the role ("sup" for the supervisor, "wN" for worker N).
+ * Callers put __func__ first: log_info("%s: ...", __func__).
+ */
+#ifndef WEFT_SHARED_LOG_H
+#define WEFT_SHARED_LOG_H
+
+enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
+
+/* slot < 0: the supervisor; otherwise worker `slot`. */
+void log_set_role(int slot);
+void log_set_level(enum log_level level);
+
+void log_msg(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Log at error level and exit(1): start-up failures, impossible states. */
+void fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+
+#endif

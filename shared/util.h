@@ -1,0 +1,16 @@
+/* Small helpers used by every part of weft. */
+#ifndef WEFT_SHARED_UTIL_H
+#define WEFT_SHARED_UTIL_H
+
+#include <stddef.h>
+
+#define countof(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The struct of type `type` whose member `member` is at `ptr`. */
+#define container_of(ptr, type, member) \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+#define WEFT_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define WEFT_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

@@ -1,0 +1,138 @@
+#include "supervisor/listen.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int set_opt(int fd, int level, int name)
+{
+    int one = 1;
+    return setsockopt(fd, level, name, &one, sizeof(one));
+}
+
+/*
+ * Bind a plain socket (no SO_REUSEPORT) to the address and close it: with
+ * SO_REUSEPORT alone, a port held by another reuseport process of the same
+ * user would be silently shared instead of reported as in use.
+ */
+static int probe_free(const struct addr *a)
+{
+    int type = a->kind == ADDR_UDP ? SOCK_DGRAM : SOCK_STREAM;
+    int fd = socket(a->ss.ss_family, type | SOCK_CLOEXEC, 0);
+    int rc = -1;
+
+    if (fd == -1)
+        return -1;
+    if (a->ss.ss_family == AF_INET6 && set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY))
+        goto done;
+    if (type == SOCK_STREAM && set_opt(fd, SOL_SOCKET, SO_REUSEADDR) == -1)
+        goto done;
+    rc = bind(fd, (const struct sockaddr *)&a->ss, a->len);
+done:
+    if (rc == -1) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* One bound (and, for TCP, listening) reuseport socket; -1 with errno. */
+static int open_one(const struct listener_conf *l)
+{
+    const struct addr *a = &l->addr;
+    int tcp = a->kind == ADDR_TCP;
+    int fd = socket(a->ss.ss_family,
+                    (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK |
+                        SOCK_CLOEXEC,
+                    0);
+
+    if (fd == -1)
+        return -1;
+    if (set_opt(fd, SOL_SOCKET, SO_REUSEPORT) == -1 ||
+        (tcp && set_opt(fd, SOL_SOCKET, SO_REUSEADDR) == -1) ||
+        /* Accepted sockets inherit TCP_NODELAY: no syscall per connection. */
+        (tcp && set_opt(fd, IPPROTO_TCP, TCP_NODELAY) == -1) ||
+        (a->ss.ss_family == AF_INET6 &&
+         set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY) == -1) ||
+        bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1 ||
+        (tcp && listen(fd, l->backlog) == -1)) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int listen_open(const struct config *cfg, int nslots, struct listen_set *set,
+                char *err, size_t errlen)
+{
+    char a[ADDR_STRLEN];
+    size_t n = cfg->nlisteners;
+    const struct listener_conf *lc = NULL;
+
+    set->nlisteners = n;
+    set->nslots = nslots;
+    set->fds = malloc(sizeof(int) * n * (size_t)nslots);
+    if (set->fds == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n * (size_t)nslots; i++)
+        set->fds[i] = -1;
+    for (size_t l = 0; l < n; l++) {
+        lc = &cfg->listeners[l];
+        addr_format(&lc->addr, a, sizeof(a));
+        if (probe_free(&lc->addr) == -1)
+            goto fail;
+        for (int s = 0; s < nslots; s++) {
+            int fd = open_one(lc);
+            if (fd == -1)
+                goto fail;
+            set->fds[(size_t)s * n + l] = fd;
+        }
+    }
+    return 0;
+fail:
+    snprintf(err, errlen, "listener %s: %s: %s%s", lc->name, a,
+             strerror(errno),
+             errno == EADDRINUSE ? " (another process holds the port)" : "");
+    listen_close(set);
+    return -1;
+}
+
+const int *listen_slot_fds(const struct listen_set *set, int slot)
+{
+    return &set->fds[(size_t)slot * set->nlisteners];
+}
+
+void listen_keep_slot(struct listen_set *set, int slot)
+{
+    for (int s = 0; s < set->nslots; s++) {
+        if (s == slot)
+            continue;
+        for (size_t l = 0; l < set->nlisteners; l++) {
+            int *fd = &set->fds[(size_t)s * set->nlisteners + l];
+            if (*fd != -1)
+                close(*fd);
+            *fd = -1;
+        }
+    }
+}
+
+void listen_close(struct listen_set *set)
+{
+    if (set->fds != NULL)
+        for (size_t i = 0; i < set->nlisteners * (size_t)set->nslots; i++)
+            if (set->fds[i] != -1)
+                close(set->fds[i]);
+    free(set->fds);
+    set->fds = NULL;
+}

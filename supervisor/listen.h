@@ -1,0 +1,35 @@
+/*
+ * The listening sockets, owned by the supervisor: for every listener, one
+ * SO_REUSEPORT socket per worker slot, opened before any worker is forked
+ * and kept open for the supervisor's life, so a replaced worker inherits the
+ * very socket (and accept queue) of the worker before it.
+ */
+#ifndef WEFT_SUPERVISOR_LISTEN_H
+#define WEFT_SUPERVISOR_LISTEN_H
+
+#include <stddef.h>
+
+#include "shared/conf.h"
+
+struct listen_set {
+    int *fds; /* fds[slot * nlisteners + listener] */
+    size_t nlisteners;
+    int nslots;
+};
+
+/*
+ * Open every listener's sockets for nslots slots. Returns 0, or -1 with a
+ * message in err and nothing left open.
+ */
+int listen_open(const struct config *cfg, int nslots, struct listen_set *set,
+                char *err, size_t errlen);
+
+/* The sockets of one slot, one per listener in config order. */
+const int *listen_slot_fds(const struct listen_set *set, int slot);
+
+/* In a new worker: close the sockets of every slot but `slot`. */
+void listen_keep_slot(struct listen_set *set, int slot);
+
+void listen_close(struct listen_set *set);
+
+#endif

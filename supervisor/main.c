@@ -1,0 +1,200 @@
+/*
+ * weftd: the supervisor. Reads the config, opens every listening socket,
+ * forks one worker per slot and keeps them running until told to stop.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shared/log.h"
+#include "supervisor/config.h"
+#include "supervisor/super.h"
+
+#ifndef WEFT_SYSCONFDIR
+#define WEFT_SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONFIG WEFT_SYSCONFDIR "/weft.conf"
+
+struct options {
+    const char *config; /* NULL: the default file, else built-in defaults */
+    bool test;
+    int workers; /* 0: as the config says */
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: weftd [-c FILE] [-t] [-w N] [-V] [-h]\n"
+            "  -c FILE  configuration file (default %s;\n"
+            "           built-in defaults when that file does not exist)\n"
+            "  -t       check the configuration and exit\n"
+            "  -w N     run N workers (1..%d), whatever the config says\n"
+            "  -V       print the version and exit\n"
+            "  -h       print this help and exit\n",
+            DEFAULT_CONFIG, CONFIG_WORKERS_MAX);
+}
+
+/* Parse argv into *o; exits on -h, -V and on errors. */
+static void parse_args(int argc, char **argv, struct options *o)
+{
+    int c;
+    char *end;
+
+    while ((c = getopt(argc, argv, "c:tw:Vh")) != -1) {
+        switch (c) {
+        case 'c':
+            o->config = optarg;
+            break;
+        case 't':
+            o->test = true;
+            break;
+        case 'w':
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || n < 1 ||
+                n > CONFIG_WORKERS_MAX) {
+                fprintf(stderr, "weftd: -w: expected 1..%d, got '%s'\n",
+                        CONFIG_WORKERS_MAX, optarg);
+                exit(1);
+            }
+            o->workers = (int)n;
+            break;
+        case 'V':
+            printf("weftd %s\n", PACKAGE_VERSION);
+            exit(0);
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            exit(1);
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "weftd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        exit(1);
+    }
+}
+
+/* Load the named file, the default file, or the built-in defaults. */
+static struct config *load_config(const struct options *o,
+                                  struct config_errors *errs)
+{
+    if (o->config != NULL)
+        return config_load(o->config, errs);
+    if (access(DEFAULT_CONFIG, F_OK) == 0)
+        return config_load(DEFAULT_CONFIG, errs);
+    return config_load_string(config_default_text, "<built-in>", errs);
+}
+
+/*
+ * The CPUs this process may run on, in order. Fills cpus (size CPU_SETSIZE)
+ * and returns how many; 1 if the mask cannot be read.
+ */
+static int allowed_cpus(int *cpus)
+{
+    cpu_set_t set;
+    int n = 0;
+
+    if (sched_getaffinity(0, sizeof(set), &set) == -1) {
+        cpus[0] = 0;
+        return 1;
+    }
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &set))
+            cpus[n++] = i;
+    return n > 0 ? n : 1;
+}
+
+/* Decide the worker count and, with cpu_affinity, each slot's CPU. */
+static int plan_workers(struct supervisor *sup, const struct options *o)
+{
+    static int cpus[CPU_SETSIZE];
+    int ncpu = allowed_cpus(cpus);
+
+    sup->nslots = o->workers ? o->workers
+                  : sup->cfg->workers ? sup->cfg->workers
+                                      : ncpu;
+    if (!sup->cfg->cpu_affinity)
+        return 0;
+    sup->cpus = malloc(sizeof(int) * (size_t)sup->nslots);
+    if (sup->cpus == NULL)
+        return -1;
+    for (int i = 0; i < sup->nslots; i++)
+        sup->cpus[i] = cpus[i % ncpu];
+    return 0;
+}
+
+static void stop_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+    struct supervisor *sup = s->data;
+
+    (void)loop;
+    (void)revents;
+    log_info("%s: %s: stopping", __func__, strsignal(s->signum));
+    proc_stop(sup);
+}
+
+static void watch_signals(struct supervisor *sup)
+{
+    ev_signal_init(&sup->sigterm, stop_cb, SIGTERM);
+    ev_signal_init(&sup->sigint, stop_cb, SIGINT);
+    sup->sigterm.data = sup;
+    sup->sigint.data = sup;
+    ev_signal_start(sup->loop, &sup->sigterm);
+    ev_signal_start(sup->loop, &sup->sigint);
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = { 0 };
+    struct config_errors errs;
+    struct supervisor sup = { 0 };
+    char err[512];
+    int rc = 1;
+
+    parse_args(argc, argv, &o);
+    sup.cfg = load_config(&o, &errs);
+    if (sup.cfg == NULL) {
+        fputs(errs.text, stderr);
+        return 1;
+    }
+    if (o.test) {
+        printf("configuration OK\n");
+        config_free(sup.cfg);
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    log_set_role(-1);
+    if (plan_workers(&sup, &o) == -1)
+        fatal("%s: out of memory", __func__);
+    if (listen_open(sup.cfg, sup.nslots, &sup.ls, err, sizeof(err)) == -1) {
+        log_error("%s: %s", __func__, err);
+        goto out;
+    }
+    sup.loop = ev_default_loop(EVFLAG_AUTO);
+    if (sup.loop == NULL) {
+        log_error("%s: cannot create the event loop", __func__);
+        goto out;
+    }
+    watch_signals(&sup);
+    log_info("%s: weftd %s: %s, %d workers, %zu listeners", __func__,
+             PACKAGE_VERSION, sup.cfg->path, sup.nslots, sup.cfg->nlisteners);
+    if (proc_start(&sup) == -1)
+        fatal("%s: out of memory", __func__);
+    ev_run(sup.loop, 0);
+    log_info("%s: all workers stopped; exiting", __func__);
+    rc = 0;
+out:
+    listen_close(&sup.ls);
+    proc_free(&sup);
+    free(sup.cpus);
+    config_free(sup.cfg);
+    return rc;
+}

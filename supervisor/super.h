@@ -1,0 +1,45 @@
+/*
+ * The supervisor's state: the config, the listening sockets and one slot
+ * per worker. Lives in main's frame; watchers find it with container_of.
+ */
+#ifndef WEFT_SUPERVISOR_SUPER_H
+#define WEFT_SUPERVISOR_SUPER_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "shared/conf.h"
+#include "supervisor/listen.h"
+
+struct supervisor;
+
+struct slot {
+    struct supervisor *sup;
+    int index;
+    pid_t pid;          /* 0 while no worker runs in the slot */
+    ev_tstamp started;  /* when the current worker was forked */
+    int quick_deaths;   /* deaths within SLOT_QUICK_S of start, in a row */
+    ev_child child;
+    ev_timer respawn;
+};
+
+struct supervisor {
+    struct ev_loop *loop;
+    struct config *cfg;
+    struct listen_set ls;
+    struct slot *slots;
+    int nslots;
+    int *cpus;  /* CPU for each slot, or NULL without affinity */
+    bool stopping;
+    ev_signal sigterm;
+    ev_signal sigint;
+    ev_timer kill_timer;
+};
+
+/* supervisor/proc.c */
+int proc_start(struct supervisor *sup);
+void proc_stop(struct supervisor *sup);
+void proc_free(struct supervisor *sup);
+
+#endif

@@ -1,0 +1,95 @@
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "shared/log.h"
+#include "shared/util.h"
+#include "worker/conn.h"
+
+/* Accepts per readiness event: a flood must not starve open connections. */
+#define ACCEPT_BATCH 128
+/* Pause after running out of descriptors, instead of spinning on EMFILE. */
+#define ACCEPT_RETRY_S 0.1
+
+void listener_update(struct wlistener *ln)
+{
+    struct worker *w = ln->w;
+    int max = ln->conf->max_connections;
+
+    ln->full = max > 0 && ln->nconns >= max;
+    bool on = !w->stopping && !w->accept_blocked && !ln->full;
+    if (on && !ev_is_active(&ln->io))
+        ev_io_start(w->loop, &ln->io);
+    else if (!on && ev_is_active(&ln->io))
+        ev_io_stop(w->loop, &ln->io);
+}
+
+/* Out of descriptors or memory: stop every TCP listener for a moment. */
+static void accept_block(struct worker *w, int err)
+{
+    if (!w->accept_logged)
+        log_warn("%s: accept: %s; pausing accepts for %d ms", __func__,
+                 strerror(err), (int)(ACCEPT_RETRY_S * 1000));
+    w->accept_logged = true;
+    w->accept_blocked = true;
+    for (size_t i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i].conf->addr.kind == ADDR_TCP)
+            listener_update(&w->listeners[i]);
+    ev_timer_set(&w->accept_retry, ACCEPT_RETRY_S, 0);
+    ev_timer_start(w->loop, &w->accept_retry);
+}
+
+void accept_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct worker *w = container_of(t, struct worker, accept_retry);
+
+    (void)loop;
+    (void)revents;
+    w->accept_blocked = false;
+    for (size_t i = 0; i < w->nlisteners; i++)
+        if (w->listeners[i].conf->addr.kind == ADDR_TCP)
+            listener_update(&w->listeners[i]);
+}
+
+/* Accept what the kernel has queued, up to a batch, as new connections. */
+void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct wlistener *ln = container_of(io, struct wlistener, io);
+    int max = ln->conf->max_connections;
+
+    (void)loop;
+    (void)revents;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        if (max > 0 && ln->nconns >= max) {
+            listener_update(ln); /* the rest wait in the accept queue */
+            return;
+        }
+        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            switch (errno) {
+            case EAGAIN:
+                return;
+            case EINTR:
+            case ECONNABORTED:
+            case EPROTO:
+                continue;
+            case EMFILE:
+            case ENFILE:
+            case ENOBUFS:
+            case ENOMEM:
+                accept_block(ln->w, errno);
+                return;
+            default:
+                log_error("%s: listener %s: accept: %s", __func__,
+                          ln->conf->name, strerror(errno));
+                return;
+            }
+        }
+        if (ln->w->accept_logged) {
+            log_info("%s: accepting again", __func__);
+            ln->w->accept_logged = false;
+        }
+        conn_new(ln, fd);
+    }
+}

@@ -1,0 +1,107 @@
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "shared/log.h"
+#include "shared/util.h"
+#include "worker/conn.h"
+
+/* The worker-wide read buffer: one for all connections. */
+#define WORKER_RBUF_SIZE (64 * 1024)
+
+static void worker_pin(int slot, int cpu)
+{
+    cpu_set_t set;
+
+    if (cpu < 0)
+        return;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof(set), &set) == -1)
+        log_warn("%s: worker %d: cannot pin to CPU %d: %s", __func__, slot,
+                 cpu, strerror(errno));
+}
+
+/* SIGTERM: stop accepting, close every connection, leave the loop. */
+static void worker_sigterm_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+    struct worker *w = container_of(s, struct worker, sigterm);
+
+    (void)revents;
+    w->stopping = true;
+    for (size_t i = 0; i < w->nlisteners; i++)
+        ev_io_stop(loop, &w->listeners[i].io);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Watch this slot's socket of every listener. */
+static int worker_listen(struct worker *w, const struct worker_spec *spec)
+{
+    const struct config *cfg = spec->cfg;
+
+    w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
+    if (w->listeners == NULL)
+        return -1;
+    w->nlisteners = cfg->nlisteners;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        struct wlistener *ln = &w->listeners[i];
+        ln->w = w;
+        ln->conf = &cfg->listeners[i];
+        ln->udp.fd = spec->fds[i];
+        ln->udp.ln = ln;
+        bool udp = ln->conf->addr.kind == ADDR_UDP;
+        ev_io_init(&ln->io, udp ? udp_cb : accept_cb, spec->fds[i], EV_READ);
+        ev_io_start(w->loop, &ln->io);
+    }
+    return 0;
+}
+
+/* Free what the loop held, so leak checkers see a clean exit. */
+static void worker_cleanup(struct worker *w)
+{
+    conn_close_all(w);
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        ev_io_stop(w->loop, &w->listeners[i].io);
+        close(w->listeners[i].io.fd);
+    }
+    ev_timer_stop(w->loop, &w->accept_retry);
+    ev_prepare_stop(w->loop, &w->settle_w);
+    ev_signal_stop(w->loop, &w->sigterm);
+    free(w->listeners);
+    free(w->rbuf);
+    ev_loop_destroy(w->loop);
+}
+
+void worker_main(const struct worker_spec *spec)
+{
+    struct worker w = { .slot = spec->slot };
+
+    worker_pin(spec->slot, spec->cpu);
+    /* Ctrl-C reaches the whole process group: only the supervisor acts on
+     * it, and stops the workers itself. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    w.loop = ev_loop_new(EVFLAG_AUTO);
+    w.rbuf_size = WORKER_RBUF_SIZE;
+    w.rbuf = malloc(w.rbuf_size);
+    if (w.loop == NULL || w.rbuf == NULL)
+        fatal("%s: worker %d: out of memory", __func__, spec->slot);
+    LIST_INIT(&w.conns);
+    ev_prepare_init(&w.settle_w, conn_settle_cb);
+    ev_timer_init(&w.accept_retry, accept_retry_cb, 0, 0);
+    ev_signal_init(&w.sigterm, worker_sigterm_cb, SIGTERM);
+    ev_signal_start(w.loop, &w.sigterm);
+    if (worker_listen(&w, spec) == -1)
+        fatal("%s: worker %d: out of memory", __func__, spec->slot);
+    log_info("%s: worker %d serving %zu listeners", __func__, spec->slot,
+             w.nlisteners);
+    ev_run(w.loop, 0);
+    log_info("%s: worker %d stopping", __func__, spec->slot);
+    worker_cleanup(&w);
+    exit(0);
+}
