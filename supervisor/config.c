@@ -15,7 +15,7 @@ struct cfgctx {
     const char *name;
 };
 
-/* Append "FILE:LINE: message" for setting s (or line 0 without one). */
+/* Append "FILE:LINE: message" for setting s (\"FILE: message\" without). */
 __attribute__((format(printf, 3, 4))) static void
 cfg_err(struct cfgctx *x, const config_setting_t *s, const char *fmt, ...)
 {
@@ -23,12 +23,18 @@ cfg_err(struct cfgctx *x, const config_setting_t *s, const char *fmt, ...)
     const char *file = s ? config_setting_source_file(s) : NULL;
     int line = s ? (int)config_setting_source_line(s) : 0;
     va_list ap;
+    int n;
 
     e->count++;
     if (e->len >= sizeof(e->text) - 1)
         return;
-    int n = snprintf(e->text + e->len, sizeof(e->text) - e->len, "%s:%d: ",
+    /* A key missing at the top level has no line to point at. */
+    if (line > 0)
+        n = snprintf(e->text + e->len, sizeof(e->text) - e->len, "%s:%d: ",
                      file ? file : x->name, line);
+    else
+        n = snprintf(e->text + e->len, sizeof(e->text) - e->len, "%s: ",
+                     file ? file : x->name);
     if (n > 0)
         e->len = WEFT_MIN(e->len + (size_t)n, sizeof(e->text) - 1);
     va_start(ap, fmt);

@@ -119,8 +119,13 @@ static void slot_child_cb(struct ev_loop *loop, ev_child *w, int revents)
         slot_spawn(sl);
         return;
     }
-    sl->quick_deaths++;
-    double delay = SLOT_BACKOFF_MIN_S * pow(2, sl->quick_deaths - 1);
+    /* One early death is replaced at once; only a worker that keeps dying
+     * waits, 0.1 s, 0.2 s, ... up to SLOT_BACKOFF_MAX_S. */
+    if (++sl->quick_deaths == 1) {
+        slot_spawn(sl);
+        return;
+    }
+    double delay = SLOT_BACKOFF_MIN_S * pow(2, sl->quick_deaths - 2);
     delay = WEFT_MIN(delay, SLOT_BACKOFF_MAX_S);
     log_warn("%s: worker %d died %d time(s) within %.0f s of start; "
              "next start in %.1f s",

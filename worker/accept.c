@@ -52,6 +52,19 @@ void accept_retry_cb(struct ev_loop *loop, ev_timer *t, int revents)
             listener_update(&w->listeners[i]);
 }
 
+/*
+ * The accept queue is empty: a shortage of descriptors, if there was one,
+ * is over. Until then it is one episode, logged once however often the
+ * retry runs short again.
+ */
+static void accept_drained(struct worker *w)
+{
+    if (!w->accept_logged)
+        return;
+    w->accept_logged = false;
+    log_info("%s: accepting again, the queue is drained", __func__);
+}
+
 /* Accept what the kernel has queued, up to a batch, as new connections. */
 void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
@@ -69,6 +82,7 @@ void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         if (fd == -1) {
             switch (errno) {
             case EAGAIN:
+                accept_drained(ln->w);
                 return;
             case EINTR:
             case ECONNABORTED:
@@ -85,10 +99,6 @@ void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
                           ln->conf->name, strerror(errno));
                 return;
             }
-        }
-        if (ln->w->accept_logged) {
-            log_info("%s: accepting again", __func__);
-            ln->w->accept_logged = false;
         }
         conn_new(ln, fd);
     }

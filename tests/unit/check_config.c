@@ -31,7 +31,8 @@ static void write_file(const char *text)
     fclose(f);
 }
 
-/* Load text from a file; expect failure with "PATH:line:" and `what`. */
+/* Load text from a file; expect failure with "PATH:line: " (line 0:
+ * "PATH: ") and `what`. */
 static void expect_error(const char *text, int line, const char *what)
 {
     struct config_errors errs;
@@ -40,7 +41,10 @@ static void expect_error(const char *text, int line, const char *what)
     write_file(text);
     struct config *cfg = config_load(path, &errs);
     ck_assert_msg(cfg == NULL, "accepted:\n%s", text);
-    snprintf(want, sizeof(want), "%s:%d: ", path, line);
+    if (line > 0)
+        snprintf(want, sizeof(want), "%s:%d: ", path, line);
+    else
+        snprintf(want, sizeof(want), "%s: ", path);
     ck_assert_msg(strstr(errs.text, want) != NULL, "want '%s' in '%s'", want,
                   errs.text);
     ck_assert_msg(strstr(errs.text, what) != NULL, "want '%s' in '%s'", what,
