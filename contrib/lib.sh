@@ -1,6 +1,8 @@
+# shellcheck shell=bash
 # Shared by contrib/run.sh and contrib/test.sh: install missing Debian
 # packages and build weft in build/. Sourced from the repository root.
 
+# shellcheck disable=SC2034 # used by the scripts that source this file
 BUILD_PACKAGES="gcc make libc6-dev libev-dev libssl-dev libconfig-dev check
 autoconf automake libtool pkg-config"
 

@@ -3,7 +3,7 @@
 # UBSan in a separate build), then make distcheck once. Ends with one line
 # "N passed, N failed" and exits non-zero on any failure.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 . contrib/lib.sh
 
 passed=0
