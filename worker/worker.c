@@ -55,6 +55,8 @@ static int worker_listen(struct worker *w, const struct worker_spec *spec)
         ln->udp.fd = spec->fds[i];
         ln->udp.ln = ln;
         bool udp = ln->conf->addr.kind == ADDR_UDP;
+        if (udp && w->udp == NULL && (w->udp = udp_batch_new()) == NULL)
+            return -1;
         ev_io_init(&ln->io, udp ? udp_cb : accept_cb, spec->fds[i], EV_READ);
         ev_io_start(w->loop, &ln->io);
     }
@@ -74,6 +76,7 @@ static void worker_cleanup(struct worker *w)
     ev_signal_stop(w->loop, &w->sigterm);
     free(w->listeners);
     free(w->rbuf);
+    udp_batch_free(w->udp);
     ev_loop_destroy(w->loop);
 }
 

@@ -53,6 +53,7 @@ struct worker {
     ev_prepare settle_w;
     char *rbuf; /* one read buffer for every connection of the worker */
     size_t rbuf_size;
+    struct udp_batch *udp; /* receive area of the UDP listeners, or NULL */
     ev_timer accept_retry;
     bool accept_blocked; /* out of descriptors: accepting is paused */
     bool accept_logged;
@@ -66,6 +67,8 @@ void accept_retry_cb(struct ev_loop *loop, ev_timer *t, int revents);
 void listener_update(struct wlistener *ln);
 
 /* worker/udp.c */
+struct udp_batch *udp_batch_new(void);
+void udp_batch_free(struct udp_batch *b);
 void udp_cb(struct ev_loop *loop, ev_io *io, int revents);
 
 #endif
