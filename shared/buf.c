@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "shared/util.h"
 
@@ -44,11 +45,17 @@ void bytes_free(struct bytes *b)
     b->cap = 0;
 }
 
+/*
+ * A chunk holds bytes in data[start..end), or, when fd != -1, the file
+ * range [off + start, off + end) of fd.
+ */
 struct outq_chunk {
     struct outq_chunk *next;
     size_t start; /* first unsent byte */
     size_t end;   /* one past the last queued byte */
     size_t cap;
+    int fd;
+    off_t off;
     char data[];
 };
 
@@ -63,7 +70,25 @@ static struct outq_chunk *chunk_new(size_t want)
     ch->start = 0;
     ch->end = 0;
     ch->cap = cap;
+    ch->fd = -1;
+    ch->off = 0;
     return ch;
+}
+
+static void chunk_link(struct outq *q, struct outq_chunk *ch)
+{
+    if (q->tail != NULL)
+        q->tail->next = ch;
+    else
+        q->head = ch;
+    q->tail = ch;
+}
+
+static void chunk_free(struct outq_chunk *ch)
+{
+    if (ch->fd != -1)
+        close(ch->fd);
+    free(ch);
 }
 
 int outq_append(struct outq *q, const void *data, size_t len)
@@ -74,7 +99,7 @@ int outq_append(struct outq *q, const void *data, size_t len)
     if (len == 0)
         return 0;
     /* Fill what is left of the tail first, then one chunk for the rest. */
-    size_t room = t ? t->cap - t->end : 0;
+    size_t room = t && t->fd == -1 ? t->cap - t->end : 0;
     size_t first = WEFT_MIN(room, len);
     struct outq_chunk *ch = NULL;
     if (len > first && (ch = chunk_new(len - first)) == NULL)
@@ -86,21 +111,46 @@ int outq_append(struct outq *q, const void *data, size_t len)
     if (ch != NULL) {
         memcpy(ch->data, p + first, len - first);
         ch->end = len - first;
-        if (t != NULL)
-            t->next = ch;
-        else
-            q->head = ch;
-        q->tail = ch;
+        chunk_link(q, ch);
     }
     q->len += len;
     return 0;
+}
+
+int outq_append_file(struct outq *q, int fd, off_t off, size_t len)
+{
+    struct outq_chunk *ch = malloc(sizeof(*ch));
+
+    if (ch == NULL)
+        return -1;
+    ch->next = NULL;
+    ch->start = 0;
+    ch->end = len;
+    ch->cap = 0;
+    ch->fd = fd;
+    ch->off = off;
+    chunk_link(q, ch);
+    q->len += len;
+    return 0;
+}
+
+int outq_head_file(const struct outq *q, int *fd, off_t *off, size_t *len)
+{
+    const struct outq_chunk *ch = q->head;
+
+    if (ch == NULL || ch->fd == -1)
+        return 0;
+    *fd = ch->fd;
+    *off = ch->off + (off_t)ch->start;
+    *len = ch->end - ch->start;
+    return 1;
 }
 
 int outq_iov(const struct outq *q, struct iovec *iov, int max)
 {
     int n = 0;
 
-    for (struct outq_chunk *ch = q->head; ch != NULL && n < max;
+    for (struct outq_chunk *ch = q->head; ch != NULL && ch->fd == -1 && n < max;
          ch = ch->next) {
         iov[n].iov_base = ch->data + ch->start;
         iov[n].iov_len = ch->end - ch->start;
@@ -122,7 +172,7 @@ void outq_consume(struct outq *q, size_t n)
         n -= avail;
         q->len -= avail;
         q->head = ch->next;
-        free(ch);
+        chunk_free(ch);
     }
     if (q->head == NULL)
         q->tail = NULL;
@@ -133,7 +183,7 @@ void outq_clear(struct outq *q)
     while (q->head != NULL) {
         struct outq_chunk *ch = q->head;
         q->head = ch->next;
-        free(ch);
+        chunk_free(ch);
     }
     q->tail = NULL;
     q->len = 0;

@@ -14,13 +14,21 @@
 #define CONFIG_NAME_MAX 64
 #define CONFIG_WORKERS_MAX 256
 #define CONFIG_BACKLOG_DEFAULT 511
+#define CONFIG_WRITE_HIGH_DEFAULT (64 * 1024)
+#define CONFIG_WRITE_LOW_DEFAULT (16 * 1024)
+#define CONFIG_WRITE_MAX_DEFAULT (16 * 1024 * 1024)
 
 struct listener_conf {
     char name[CONFIG_NAME_MAX];
     struct addr addr;
     const struct weft_protocol *proto;
+    void *proto_conf; /* what proto->configure returned */
     int backlog;
     int max_connections; /* per worker; 0 = no limit */
+    int idle_timeout;    /* ms; 0 = none */
+    int write_high;      /* output queue marks, bytes */
+    int write_low;
+    int write_max; /* 0 = no hard limit */
     int line;
 };
 
@@ -30,6 +38,8 @@ struct config {
     bool cpu_affinity;
     struct listener_conf *listeners;
     size_t nlisteners;
+    const struct weft_module **modules; /* loaded by this config */
+    size_t nmodules;
 };
 
 #endif

@@ -1,4 +1,5 @@
 #include "supervisor/config.h"
+#include "supervisor/cfgctx.h"
 
 #include <libconfig.h>
 #include <stdarg.h>
@@ -9,20 +10,13 @@
 #include "protocols/registry.h"
 #include "shared/util.h"
 
-/* What a check needs: the errors and the name to show for the file. */
-struct cfgctx {
-    struct config_errors *errs;
-    const char *name;
-};
-
-/* Append "FILE:LINE: message" for setting s (\"FILE: message\" without). */
-__attribute__((format(printf, 3, 4))) static void
-cfg_err(struct cfgctx *x, const config_setting_t *s, const char *fmt, ...)
+/* Append "FILE:LINE: message" for setting s ("FILE: message" without). */
+void cfg_verr(struct cfgctx *x, const config_setting_t *s, const char *fmt,
+              va_list ap)
 {
     struct config_errors *e = x->errs;
     const char *file = s ? config_setting_source_file(s) : NULL;
     int line = s ? (int)config_setting_source_line(s) : 0;
-    va_list ap;
     int n;
 
     e->count++;
@@ -37,26 +31,36 @@ cfg_err(struct cfgctx *x, const config_setting_t *s, const char *fmt, ...)
                      file ? file : x->name);
     if (n > 0)
         e->len = WEFT_MIN(e->len + (size_t)n, sizeof(e->text) - 1);
-    va_start(ap, fmt);
     n = vsnprintf(e->text + e->len, sizeof(e->text) - e->len, fmt, ap);
-    va_end(ap);
     if (n > 0)
         e->len = WEFT_MIN(e->len + (size_t)n, sizeof(e->text) - 2);
     e->text[e->len++] = '\n';
     e->text[e->len] = '\0';
 }
 
-/* Refuse every member of group g whose name is not in allowed. */
+void cfg_err(struct cfgctx *x, const config_setting_t *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    cfg_verr(x, s, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * Refuse every member of group g whose name is neither in allowed nor
+ * `extra` (a listener's protocol group; may be NULL).
+ */
 static void check_keys(struct cfgctx *x, const config_setting_t *g,
                        const char *const *allowed, size_t nallowed,
-                       const char *where)
+                       const char *extra, const char *where)
 {
     int n = config_setting_length(g);
 
     for (int i = 0; i < n; i++) {
         const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
         const char *name = config_setting_name(m);
-        bool ok = false;
+        bool ok = extra != NULL && strcmp(name, extra) == 0;
         for (size_t k = 0; k < nallowed && !ok; k++)
             ok = strcmp(name, allowed[k]) == 0;
         if (!ok)
@@ -64,7 +68,7 @@ static void check_keys(struct cfgctx *x, const config_setting_t *g,
     }
 }
 
-static bool is_int(const config_setting_t *s)
+bool cfg_is_int(const config_setting_t *s)
 {
     int t = config_setting_type(s);
     return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
@@ -82,7 +86,7 @@ static int get_int(struct cfgctx *x, const config_setting_t *g,
     if (s == NULL)
         return 0;
     long long v = config_setting_get_int64(s);
-    if (!is_int(s) || v < lo || v > hi) {
+    if (!cfg_is_int(s) || v < lo || v > hi) {
         cfg_err(x, s, "%s: expected an integer %lld..%lld", key, lo, hi);
         return -1;
     }
@@ -135,7 +139,7 @@ static void load_workers(struct cfgctx *x, const config_setting_t *root,
         strcmp(config_setting_get_string(s), "auto") == 0)
         return;
     long long v = config_setting_get_int64(s);
-    if (!is_int(s) || v < 1 || v > CONFIG_WORKERS_MAX)
+    if (!cfg_is_int(s) || v < 1 || v > CONFIG_WORKERS_MAX)
         cfg_err(x, s, "workers: expected \"auto\" or an integer 1..%d",
                 CONFIG_WORKERS_MAX);
     else
@@ -143,12 +147,48 @@ static void load_workers(struct cfgctx *x, const config_setting_t *root,
 }
 
 static const char *const listener_keys[] = {
-    "name", "listen", "protocol", "backlog", "max_connections",
+    "name",         "listen",     "protocol",  "backlog", "max_connections",
+    "idle_timeout", "write_high", "write_low", "write_max",
 };
+
+const struct weft_protocol *config_find_protocol(const struct config *cfg,
+                                                 const char *name)
+{
+    const struct weft_protocol *p = protocol_find(name);
+
+    for (size_t i = 0; p == NULL && i < cfg->nmodules; i++)
+        for (const struct weft_protocol *const *pp =
+                 cfg->modules[i]->protocols;
+             *pp != NULL && p == NULL; pp++)
+            if (strcmp((*pp)->name, name) == 0)
+                p = *pp;
+    return p;
+}
+
+/* The output queue marks of listener g: low <= high <= max. */
+static void load_watermarks(struct cfgctx *x, const config_setting_t *g,
+                            struct listener_conf *l)
+{
+    const int big = 1 << 30;
+
+    l->write_high = CONFIG_WRITE_HIGH_DEFAULT;
+    l->write_low = CONFIG_WRITE_LOW_DEFAULT;
+    l->write_max = CONFIG_WRITE_MAX_DEFAULT;
+    if (get_int(x, g, "write_high", 1, big, &l->write_high) == -1 ||
+        get_int(x, g, "write_low", 0, big, &l->write_low) == -1 ||
+        get_int(x, g, "write_max", 0, big, &l->write_max) == -1)
+        return;
+    if (l->write_low > l->write_high)
+        cfg_err(x, g, "write_low (%d) is above write_high (%d)", l->write_low,
+                l->write_high);
+    if (l->write_max != 0 && l->write_max < l->write_high)
+        cfg_err(x, g, "write_max (%d) is below write_high (%d)",
+                l->write_max, l->write_high);
+}
 
 /* Check one listener group g and fill *l; errors go to x. */
 static void load_listener(struct cfgctx *x, const config_setting_t *g,
-                          struct listener_conf *l)
+                          const struct config *cfg, struct listener_conf *l)
 {
     const char *s;
     const char *why;
@@ -159,7 +199,6 @@ static void load_listener(struct cfgctx *x, const config_setting_t *g,
         cfg_err(x, g, "listeners: each entry must be a group { ... }");
         return;
     }
-    check_keys(x, g, listener_keys, countof(listener_keys), "listener");
     if ((s = get_string(x, g, "name", "listener")) != NULL) {
         if (!name_valid(s))
             cfg_err(x, config_setting_get_member(g, "name"),
@@ -172,13 +211,19 @@ static void load_listener(struct cfgctx *x, const config_setting_t *g,
         cfg_err(x, config_setting_get_member(g, "listen"), "listen '%s': %s",
                 s, why);
     if ((s = get_string(x, g, "protocol", "listener")) != NULL) {
-        l->proto = protocol_find(s);
+        l->proto = config_find_protocol(cfg, s);
         if (l->proto == NULL)
             cfg_err(x, config_setting_get_member(g, "protocol"),
                     "unknown protocol '%s'", s);
     }
+    check_keys(x, g, listener_keys, countof(listener_keys),
+               l->proto ? l->proto->name : NULL, "listener");
     get_int(x, g, "backlog", 1, 65535, &l->backlog);
     get_int(x, g, "max_connections", 0, 10000000, &l->max_connections);
+    get_int(x, g, "idle_timeout", 0, 86400000, &l->idle_timeout);
+    load_watermarks(x, g, l);
+    if (l->proto != NULL)
+        l->proto_conf = settings_configure(x, g, l->name, l->proto);
 }
 
 /* The protocol must handle the listener's transport. */
@@ -244,14 +289,14 @@ static void load_listeners(struct cfgctx *x, const config_setting_t *root,
     cfg->nlisteners = (size_t)n;
     for (int i = 0; i < n; i++) {
         const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
-        load_listener(x, g, &cfg->listeners[i]);
+        load_listener(x, g, cfg, &cfg->listeners[i]);
         check_transport(x, g, &cfg->listeners[i]);
         check_unique(x, list, cfg, (size_t)i);
     }
 }
 
 static const char *const top_keys[] = {
-    "workers", "cpu_affinity", "listeners",
+    "workers", "cpu_affinity", "modules", "listeners",
 };
 
 /* Check the parsed tree and build the config from it. */
@@ -265,7 +310,8 @@ static struct config *config_build(config_t *lc, struct cfgctx *x)
         return NULL;
     }
     cfg->cpu_affinity = true;
-    check_keys(x, root, top_keys, countof(top_keys), "the top level");
+    check_keys(x, root, top_keys, countof(top_keys), NULL, "the top level");
+    module_load_all(x, root, cfg);
     load_workers(x, root, cfg);
     const config_setting_t *s = config_setting_get_member(root, "cpu_affinity");
     if (s != NULL) {
@@ -330,6 +376,12 @@ void config_free(struct config *cfg)
 {
     if (cfg == NULL)
         return;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct listener_conf *l = &cfg->listeners[i];
+        if (l->proto_conf != NULL && l->proto->unconfigure != NULL)
+            l->proto->unconfigure(l->proto_conf);
+    }
+    free(cfg->modules);
     free(cfg->listeners);
     free(cfg->path);
     free(cfg);

@@ -27,6 +27,10 @@ struct config *config_load_string(const char *text, const char *name,
 
 void config_free(struct config *cfg);
 
+/* The protocol called name: built in, or from one of cfg's modules. */
+const struct weft_protocol *config_find_protocol(const struct config *cfg,
+                                                 const char *name);
+
 /* The built-in configuration, equal to contrib/weft.conf. */
 extern const char config_default_text[];
 

@@ -12,7 +12,7 @@
 /* Pause after running out of descriptors, instead of spinning on EMFILE. */
 #define ACCEPT_RETRY_S 0.1
 
-void listener_update(struct wlistener *ln)
+void listener_update(struct weft_listener *ln)
 {
     struct worker *w = ln->w;
     int max = ln->conf->max_connections;
@@ -68,7 +68,7 @@ static void accept_drained(struct worker *w)
 /* Accept what the kernel has queued, up to a batch, as new connections. */
 void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-    struct wlistener *ln = container_of(io, struct wlistener, io);
+    struct weft_listener *ln = container_of(io, struct weft_listener, io);
     int max = ln->conf->max_connections;
 
     (void)loop;

@@ -61,7 +61,7 @@ static int udp_recv(int fd, struct udp_batch *b)
 /* Read queued datagrams in batches and hand each to the protocol. */
 void udp_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
-    struct wlistener *ln = container_of(io, struct wlistener, io);
+    struct weft_listener *ln = container_of(io, struct weft_listener, io);
     struct udp_batch *b = ln->w->udp;
     const struct weft_protocol *p = ln->conf->proto;
 
@@ -95,4 +95,9 @@ int weft_udp_send(struct weft_udp *u, const void *data, size_t len,
     ssize_t n = sendto(u->fd, data, len, MSG_NOSIGNAL, to, tolen);
 
     return n == -1 ? -1 : 0;
+}
+
+struct weft_listener *weft_udp_listener(const struct weft_udp *u)
+{
+    return u->ln;
 }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shared/log.h"
@@ -13,6 +14,8 @@
 
 /* The worker-wide read buffer: one for all connections. */
 #define WORKER_RBUF_SIZE (64 * 1024)
+
+struct worker *worker_self;
 
 static void worker_pin(int slot, int cpu)
 {
@@ -49,27 +52,46 @@ static int worker_listen(struct worker *w, const struct worker_spec *spec)
         return -1;
     w->nlisteners = cfg->nlisteners;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        struct wlistener *ln = &w->listeners[i];
+        struct weft_listener *ln = &w->listeners[i];
         ln->w = w;
         ln->conf = &cfg->listeners[i];
         ln->udp.fd = spec->fds[i];
         ln->udp.ln = ln;
         bool udp = ln->conf->addr.kind == ADDR_UDP;
         if (udp && w->udp == NULL && (w->udp = udp_batch_new()) == NULL)
-            return -1;
+            fatal("%s: worker %d: out of memory", __func__, w->slot);
         ev_io_init(&ln->io, udp ? udp_cb : accept_cb, spec->fds[i], EV_READ);
-        ev_io_start(w->loop, &ln->io);
     }
+    /* Every protocol is ready before the first connection is accepted. */
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        struct weft_listener *ln = &w->listeners[i];
+        const struct weft_protocol *p = ln->conf->proto;
+        if (p->start != NULL && p->start(ln) == -1) {
+            log_error("%s: listener %s: protocol %s failed to start",
+                      __func__, ln->conf->name, p->name);
+            return -1;
+        }
+        ln->started = true;
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        ev_io_start(w->loop, &w->listeners[i].io);
     return 0;
 }
 
 /* Free what the loop held, so leak checkers see a clean exit. */
 static void worker_cleanup(struct worker *w)
 {
+    reconnect_free_all(w);
+    connect_free_all(w);
     conn_close_all(w);
+    timer_free_all(w);
+    resolve_stop(w);
     for (size_t i = 0; i < w->nlisteners; i++) {
-        ev_io_stop(w->loop, &w->listeners[i].io);
-        close(w->listeners[i].io.fd);
+        struct weft_listener *ln = &w->listeners[i];
+        ev_io_stop(w->loop, &ln->io);
+        if (ln->started && ln->conf->proto->stop != NULL)
+            ln->conf->proto->stop(ln);
+        close(ln->io.fd);
     }
     ev_timer_stop(w->loop, &w->accept_retry);
     ev_prepare_stop(w->loop, &w->settle_w);
@@ -94,13 +116,20 @@ void worker_main(const struct worker_spec *spec)
     w.rbuf = malloc(w.rbuf_size);
     if (w.loop == NULL || w.rbuf == NULL)
         fatal("%s: worker %d: out of memory", __func__, spec->slot);
+    worker_self = &w;
+    srandom((unsigned)getpid() ^ (unsigned)time(NULL));
     LIST_INIT(&w.conns);
+    LIST_INIT(&w.timers);
+    LIST_INIT(&w.connecting);
+    LIST_INIT(&w.reconnectors);
     ev_prepare_init(&w.settle_w, conn_settle_cb);
     ev_timer_init(&w.accept_retry, accept_retry_cb, 0, 0);
     ev_signal_init(&w.sigterm, worker_sigterm_cb, SIGTERM);
     ev_signal_start(w.loop, &w.sigterm);
-    if (worker_listen(&w, spec) == -1)
-        fatal("%s: worker %d: out of memory", __func__, spec->slot);
+    if (worker_listen(&w, spec) == -1) {
+        worker_cleanup(&w);
+        exit(1);
+    }
     log_info("%s: worker %d serving %zu listeners", __func__, spec->slot,
              w.nlisteners);
     ev_run(w.loop, 0);
@@ -108,3 +137,29 @@ void worker_main(const struct worker_spec *spec)
     worker_cleanup(&w);
     exit(0);
 }
+
+void *weft_listener_conf(const struct weft_listener *l)
+{
+    return l->conf->proto_conf;
+}
+
+void *weft_listener_data(const struct weft_listener *l)
+{
+    return l->data;
+}
+
+void weft_listener_set_data(struct weft_listener *l, void *data)
+{
+    l->data = data;
+}
+
+const char *weft_listener_name(const struct weft_listener *l)
+{
+    return l->conf->name;
+}
+
+int weft_worker_slot(void)
+{
+    return worker_self ? worker_self->slot : -1;
+}
+

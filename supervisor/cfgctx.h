@@ -1,0 +1,44 @@
+/*
+ * Internal to the config loader (config.c, settings.c, module.c): the
+ * error list being filled and the helpers that report into it.
+ */
+#ifndef WEFT_SUPERVISOR_CFGCTX_H
+#define WEFT_SUPERVISOR_CFGCTX_H
+
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include "supervisor/config.h"
+
+/* What a check needs: the errors and the name to show for the file. */
+struct cfgctx {
+    struct config_errors *errs;
+    const char *name;
+};
+
+/* Append "FILE:LINE: message" at setting s ("FILE: message" for NULL). */
+void cfg_err(struct cfgctx *x, const config_setting_t *s, const char *fmt,
+             ...) __attribute__((format(printf, 3, 4)));
+void cfg_verr(struct cfgctx *x, const config_setting_t *s, const char *fmt,
+              va_list ap) __attribute__((format(printf, 3, 0)));
+
+bool cfg_is_int(const config_setting_t *s);
+
+/*
+ * Run proto's configure hook on the listener's group named after the
+ * protocol (g: the listener group). Returns what the hook returned; errors
+ * go to x. Every key of the protocol group must have been read.
+ */
+void *settings_configure(struct cfgctx *x, const config_setting_t *g,
+                         const char *listener,
+                         const struct weft_protocol *proto);
+
+/*
+ * Load every module named in the top-level `modules` list into cfg.
+ * Errors go to x.
+ */
+void module_load_all(struct cfgctx *x, const config_setting_t *root,
+                     struct config *cfg);
+
+#endif
