@@ -208,7 +208,8 @@ static void conn_deliver(struct weft_conn *c, const char *data, size_t len)
     size_t used;
 
     if (c->in.len == 0) {
-        used = WEFT_MIN(c->proto->data_received(c, data, len), len);
+        used = c->proto->data_received(c, data, len);
+        used = WEFT_MIN(used, len);
         if (used == len || c->state != CONN_OPEN)
             return;
         if (bytes_append(&c->in, data + used, len - used) == -1)
@@ -216,9 +217,8 @@ static void conn_deliver(struct weft_conn *c, const char *data, size_t len)
     } else {
         if (bytes_append(&c->in, data, len) == -1)
             goto fail;
-        used = WEFT_MIN(c->proto->data_received(c, c->in.data, c->in.len),
-                        c->in.len);
-        bytes_consume(&c->in, used);
+        used = c->proto->data_received(c, c->in.data, c->in.len);
+        bytes_consume(&c->in, WEFT_MIN(used, c->in.len));
     }
     if (c->in.len <= CONN_UNPARSED_MAX)
         return;

@@ -1,0 +1,333 @@
+/*
+ * Unit tests for the worker's transport and timers (worker/conn.c,
+ * worker/timer.c), on a real libev loop and a socketpair: watermark
+ * callbacks, the hard limit, unconsumed input kept for the next call,
+ * half-close, timer order and cancel.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "worker/conn.h"
+
+static struct worker w;
+static struct listener_conf lconf;
+static struct weft_listener ln;
+static struct weft_conn *conn; /* the connection under test */
+static int peer;               /* our end of the socketpair */
+
+static int writable_calls;
+static int lost_calls;
+static enum weft_close_reason lost_why;
+static char seen[256];
+static size_t seen_len;
+static int eof_calls;
+
+static void t_made(struct weft_conn *c)
+{
+    conn = c;
+}
+
+/* Consume whole 4-byte units only; record what was offered. */
+static size_t t_data(struct weft_conn *c, const char *data, size_t len)
+{
+    (void)c;
+    if (seen_len + len < sizeof(seen)) {
+        memcpy(seen + seen_len, data, len);
+        seen_len += len;
+    }
+    seen[seen_len++] = '|';
+    return len - len % 4;
+}
+
+static void t_writable(struct weft_conn *c)
+{
+    (void)c;
+    writable_calls++;
+}
+
+static void t_lost(struct weft_conn *c, enum weft_close_reason why)
+{
+    (void)c;
+    lost_calls++;
+    lost_why = why;
+    conn = NULL;
+}
+
+static void t_eof(struct weft_conn *c)
+{
+    eof_calls++;
+    weft_conn_write(c, "bye", 3);
+    weft_conn_shutdown(c);
+}
+
+static const struct weft_protocol test_proto = {
+    .name = "test",
+    .connection_made = t_made,
+    .data_received = t_data,
+    .writable = t_writable,
+    .connection_lost = t_lost,
+};
+
+static const struct weft_protocol halfclose_proto = {
+    .name = "halfclose",
+    .connection_made = t_made,
+    .data_received = t_data,
+    .eof_received = t_eof,
+    .connection_lost = t_lost,
+};
+
+/* Run the loop until pred() or a bounded number of iterations. */
+static void spin(int (*pred)(void))
+{
+    for (int i = 0; i < 2000 && !pred(); i++)
+        ev_run(w.loop, EVRUN_NOWAIT);
+}
+
+static int conn_gone(void)
+{
+    return conn == NULL;
+}
+
+static void setup(void)
+{
+    memset(&w, 0, sizeof(w));
+    w.loop = ev_loop_new(EVFLAG_AUTO);
+    w.rbuf_size = 4096;
+    w.rbuf = malloc(w.rbuf_size);
+    LIST_INIT(&w.conns);
+    LIST_INIT(&w.timers);
+    LIST_INIT(&w.connecting);
+    LIST_INIT(&w.reconnectors);
+    ev_prepare_init(&w.settle_w, conn_settle_cb);
+    worker_self = &w;
+    memset(&lconf, 0, sizeof(lconf));
+    strcpy(lconf.name, "test");
+    lconf.proto = &test_proto;
+    lconf.write_high = 1000;
+    lconf.write_low = 100;
+    lconf.write_max = 0;
+    memset(&ln, 0, sizeof(ln));
+    ln.w = &w;
+    ln.conf = &lconf;
+    writable_calls = lost_calls = eof_calls = 0;
+    seen_len = 0;
+    conn = NULL;
+}
+
+static void teardown(void)
+{
+    timer_free_all(&w);
+    conn_close_all(&w);
+    if (peer > 0)
+        close(peer);
+    peer = 0;
+    free(w.rbuf);
+    ev_loop_destroy(w.loop);
+    worker_self = NULL;
+}
+
+/* A connection on one end of a socketpair; the other end is `peer`. */
+static void open_conn(void)
+{
+    int sv[2];
+
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv),
+                     0);
+    peer = sv[1];
+    conn_new(&ln, sv[0]);
+    ck_assert_ptr_nonnull(conn);
+}
+
+/* Fill the socket's buffers so that what the connection writes queues. */
+static void fill_socket(void)
+{
+    static char junk[65536];
+
+    while (write(conn->io.fd, junk, sizeof(junk)) > 0)
+        ;
+    ck_assert_int_eq(errno, EAGAIN);
+}
+
+static void drain_peer(void)
+{
+    char buf[65536];
+
+    while (read(peer, buf, sizeof(buf)) > 0)
+        ;
+}
+
+static int queue_empty(void)
+{
+    drain_peer();
+    return conn == NULL || weft_conn_queued(conn) == 0;
+}
+
+START_TEST(test_watermarks_once_per_crossing)
+{
+    static char block[600];
+
+    open_conn();
+    fill_socket();
+    ck_assert_int_eq(weft_conn_write(conn, block, 600), 0);
+    ck_assert_uint_eq(weft_conn_queued(conn), 600);
+    ck_assert_int_eq(weft_conn_write(conn, block, 600), 1); /* 1200 > 1000 */
+    ck_assert_int_eq(weft_conn_write(conn, block, 10), 1);
+    spin(queue_empty);
+    ck_assert_uint_eq(weft_conn_queued(conn), 0);
+    ck_assert_int_eq(writable_calls, 1);
+    /* Below the high mark again: no call, however often we write. */
+    ck_assert_int_eq(weft_conn_write(conn, block, 500), 0);
+    spin(queue_empty);
+    ck_assert_int_eq(writable_calls, 1);
+    /* A second crossing, a second call. */
+    fill_socket();
+    ck_assert_int_eq(weft_conn_write(conn, block, 600), 0);
+    ck_assert_int_eq(weft_conn_write(conn, block, 600), 1);
+    spin(queue_empty);
+    ck_assert_int_eq(writable_calls, 2);
+    ck_assert_int_eq(lost_calls, 0);
+}
+END_TEST
+
+START_TEST(test_hard_limit)
+{
+    static char block[1500];
+
+    lconf.write_max = 2000;
+    open_conn();
+    fill_socket();
+    ck_assert_int_eq(weft_conn_write(conn, block, 1500), 1);
+    ck_assert_int_eq(weft_conn_write(conn, block, 1500), -1); /* 3000 */
+    ck_assert_int_eq(weft_conn_write(conn, block, 1), -1);
+    spin(conn_gone);
+    ck_assert_int_eq(lost_calls, 1);
+    ck_assert_int_eq(lost_why, WEFT_CLOSE_ERROR);
+}
+END_TEST
+
+static int seen_two_calls(void)
+{
+    return memchr(seen, '|', seen_len) != NULL &&
+           memchr(seen, '|', seen_len) != memrchr(seen, '|', seen_len);
+}
+
+START_TEST(test_unconsumed_kept)
+{
+    open_conn();
+    ck_assert_int_eq(write(peer, "abcdefghij", 10), 10);
+    spin(seen_two_calls); /* stops after the first call: one '|' */
+    ck_assert_int_eq(write(peer, "kl", 2), 2);
+    spin(seen_two_calls);
+    /* First call: all 10; 8 consumed; second: "ij" kept, then "kl". */
+    ck_assert_msg(seen_len == 16, "seen: %.*s", (int)seen_len, seen);
+    ck_assert(memcmp(seen, "abcdefghij|ijkl|", 16) == 0);
+}
+END_TEST
+
+static int peer_eof;
+static char peer_got[16];
+
+static int peer_sees_eof(void)
+{
+    ssize_t n = read(peer, peer_got, sizeof(peer_got));
+    if (n == 0)
+        peer_eof = 1;
+    return peer_eof;
+}
+
+START_TEST(test_half_close)
+{
+    lconf.proto = &halfclose_proto;
+    open_conn();
+    ck_assert_int_eq(shutdown(peer, SHUT_WR), 0);
+    peer_eof = 0;
+    /* eof_received writes "bye" and shuts down: the peer reads it, then
+     * EOF; the connection then ends with reason "peer". */
+    spin(peer_sees_eof);
+    ck_assert_int_eq(eof_calls, 1);
+    ck_assert(peer_eof);
+    spin(conn_gone);
+    ck_assert_int_eq(lost_calls, 1);
+    ck_assert_int_eq(lost_why, WEFT_CLOSE_PEER);
+}
+END_TEST
+
+START_TEST(test_idle_timeout)
+{
+    lconf.idle_timeout = 20;
+    open_conn();
+    spin(conn_gone);
+    for (int i = 0; i < 100 && conn != NULL; i++)
+        ev_run(w.loop, EVRUN_ONCE);
+    ck_assert_int_eq(lost_calls, 1);
+    ck_assert_int_eq(lost_why, WEFT_CLOSE_TIMEOUT);
+    lconf.idle_timeout = 0;
+}
+END_TEST
+
+static char order[16];
+static int norder;
+static int repeats;
+static struct weft_timer *cancel_me;
+
+static void t_mark(struct weft_timer *t, void *arg)
+{
+    (void)t;
+    order[norder++] = *(const char *)arg;
+}
+
+static void t_repeat(struct weft_timer *t, void *arg)
+{
+    (void)arg;
+    if (++repeats == 3)
+        weft_timer_cancel(t);
+}
+
+static int timers_done(void)
+{
+    return LIST_EMPTY(&w.timers);
+}
+
+START_TEST(test_timers)
+{
+    norder = repeats = 0;
+    ck_assert_ptr_nonnull(weft_timer_once(30, t_mark, "c"));
+    ck_assert_ptr_nonnull(weft_timer_once(10, t_mark, "a"));
+    ck_assert_ptr_nonnull(weft_timer_once(20, t_mark, "b"));
+    cancel_me = weft_timer_once(15, t_mark, "x");
+    ck_assert_ptr_nonnull(cancel_me);
+    weft_timer_cancel(cancel_me);
+    ck_assert_ptr_nonnull(weft_timer_repeat(5, t_repeat, NULL));
+    ck_assert_ptr_null(weft_timer_repeat(0, t_repeat, NULL));
+    for (int i = 0; i < 1000 && !timers_done(); i++)
+        ev_run(w.loop, EVRUN_ONCE);
+    ck_assert_int_eq(norder, 3);
+    ck_assert(memcmp(order, "abc", 3) == 0);
+    ck_assert_int_eq(repeats, 3);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("worker");
+    TCase *tc = tcase_create("transport");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_watermarks_once_per_crossing);
+    tcase_add_test(tc, test_hard_limit);
+    tcase_add_test(tc, test_unconsumed_kept);
+    tcase_add_test(tc, test_half_close);
+    tcase_add_test(tc, test_idle_timeout);
+    tcase_add_test(tc, test_timers);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
