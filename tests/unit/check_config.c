@@ -211,6 +211,67 @@ START_TEST(test_bad_values)
 }
 END_TEST
 
+#define PX_HEAD "listeners = (\n { name = \"p\"; listen = \"127.0.0.1:7\";" \
+                " protocol = \"proxy\";\n"
+
+START_TEST(test_protocol_settings)
+{
+    struct config *cfg = load_ok(
+        PX_HEAD "   proxy = { upstreams = (\"127.0.0.1:9\"); }; }\n);\n");
+
+    ck_assert_ptr_nonnull(cfg->listeners[0].proto_conf);
+    config_free(cfg);
+    expect_error(PX_HEAD "   proxy = { upstreams = (\"127.0.0.1:9\");\n"
+                 "     bogus = 1; }; }\n);\n", 4,
+                 "listener p: unknown key 'bogus' in proxy");
+    expect_error(PX_HEAD "   proxy = 5; }\n);\n", 3,
+                 "proxy: expected a group");
+    expect_error(PX_HEAD "   proxy = { upstreams = (\"127.0.0.1:9\");\n"
+                 "     connect_timeout = \"soon\"; }; }\n);\n", 4,
+                 "proxy.connect_timeout");
+    /* A protocol's group under a listener of another protocol. */
+    expect_error("listeners = (\n { name = \"e\"; listen = \"127.0.0.1:7\";"
+                 " protocol = \"echo\";\n   proxy = { }; }\n);\n", 3,
+                 "unknown key 'proxy' in listener");
+}
+END_TEST
+
+START_TEST(test_listener_limits)
+{
+    struct config *cfg = load_ok(
+        "listeners = (\n { name = \"e\"; listen = \"127.0.0.1:7\";"
+        " protocol = \"echo\"; idle_timeout = 500; write_high = 2000;"
+        " write_low = 10; write_max = 0; }\n);\n");
+
+    ck_assert_int_eq(cfg->listeners[0].idle_timeout, 500);
+    ck_assert_int_eq(cfg->listeners[0].write_high, 2000);
+    ck_assert_int_eq(cfg->listeners[0].write_low, 10);
+    ck_assert_int_eq(cfg->listeners[0].write_max, 0);
+    config_free(cfg);
+    expect_error("listeners = (\n { name = \"e\"; listen = \"127.0.0.1:7\";"
+                 " protocol = \"echo\";\n idle_timeout = -5; }\n);\n", 3,
+                 "idle_timeout");
+    expect_error("listeners = (\n { name = \"e\"; listen = \"127.0.0.1:7\";"
+                 " protocol = \"echo\"; write_high = 100;"
+                 " write_low = 200; }\n);\n", 2, "write_low (200) is above");
+    expect_error("listeners = (\n { name = \"e\"; listen = \"127.0.0.1:7\";"
+                 " protocol = \"echo\"; write_high = 100;"
+                 " write_max = 50; }\n);\n", 2, "write_max (50) is below");
+}
+END_TEST
+
+START_TEST(test_modules)
+{
+    expect_error("modules = (\n  \"/nonexistent/x.so\" );\n" L1, 2,
+                 "module /nonexistent/x.so: ");
+    expect_error("modules = ( 5 );\n" L1, 1, "entry 1 is not a string");
+    expect_error("modules = \"x.so\";\n" L1, 1, "expected a list");
+    /* A shared object without the weft_module symbol. */
+    expect_error("modules = ( \"libm.so.6\" );\n" L1, 1,
+                 "no 'weft_module' symbol");
+}
+END_TEST
+
 START_TEST(test_all_errors_reported)
 {
     struct config_errors errs;
@@ -250,6 +311,9 @@ int main(void)
     tcase_add_test(tc, test_duplicates);
     tcase_add_test(tc, test_bad_values);
     tcase_add_test(tc, test_all_errors_reported);
+    tcase_add_test(tc, test_protocol_settings);
+    tcase_add_test(tc, test_listener_limits);
+    tcase_add_test(tc, test_modules);
     tcase_add_test(tc, test_unreadable);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

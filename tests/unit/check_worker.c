@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "worker/conn.h"
@@ -121,6 +124,8 @@ static void setup(void)
 
 static void teardown(void)
 {
+    reconnect_free_all(&w);
+    connect_free_all(&w);
     timer_free_all(&w);
     conn_close_all(&w);
     if (peer > 0)
@@ -312,6 +317,196 @@ START_TEST(test_timers)
 }
 END_TEST
 
+/* ---- outgoing connections ---- */
+
+static int client_made;
+static const char *client_err;
+static int client_failed;
+static struct weft_conn *client;
+
+static void c_made(struct weft_conn *c)
+{
+    client_made++;
+    client = c;
+    ck_assert_ptr_eq(weft_conn_data(c), &client_made);
+    ck_assert_ptr_null(weft_conn_listener(c));
+    weft_conn_write(c, "hi", 2);
+}
+
+static size_t c_data(struct weft_conn *c, const char *data, size_t len)
+{
+    (void)c;
+    (void)data;
+    return len;
+}
+
+static void c_lost(struct weft_conn *c, enum weft_close_reason why)
+{
+    (void)c;
+    (void)why;
+    client = NULL;
+}
+
+static const struct weft_protocol client_proto = {
+    .name = "client",
+    .connection_made = c_made,
+    .data_received = c_data,
+    .connection_lost = c_lost,
+};
+
+static void c_failed(void *arg, const char *err)
+{
+    ck_assert_ptr_eq(arg, &client_made);
+    client_failed++;
+    client_err = err;
+}
+
+/* A listening socket on a free loopback port; its port in *port. */
+static int listen_any(int *port)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET };
+    socklen_t len = sizeof(sin);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+static int client_settled(void)
+{
+    return client_made > 0 || client_failed > 0;
+}
+
+static void run_until(int (*pred)(void))
+{
+    for (int i = 0; i < 500 && !pred(); i++)
+        ev_run(w.loop, EVRUN_ONCE);
+}
+
+START_TEST(test_connect_ok)
+{
+    char hp[64];
+    int port, lfd = listen_any(&port);
+
+    client_made = client_failed = 0;
+    snprintf(hp, sizeof(hp), "127.0.0.1:%d", port);
+    ck_assert_int_eq(weft_connect(hp, 2000, &client_proto, &client_made,
+                                  c_failed), 0);
+    ck_assert_int_eq(client_made + client_failed, 0); /* never at once */
+    run_until(client_settled);
+    ck_assert_int_eq(client_made, 1);
+    int fd = accept(lfd, NULL, NULL);
+    char buf[2];
+    ck_assert_int_eq(read(fd, buf, 2), 2);
+    ck_assert(memcmp(buf, "hi", 2) == 0);
+    close(fd);
+    close(lfd);
+}
+END_TEST
+
+START_TEST(test_connect_by_name)
+{
+    char hp[64];
+    int port, lfd = listen_any(&port);
+
+    client_made = client_failed = 0;
+    snprintf(hp, sizeof(hp), "localhost:%d", port);
+    ck_assert_int_eq(weft_connect(hp, 5000, &client_proto, &client_made,
+                                  c_failed), 0);
+    run_until(client_settled);
+    ck_assert_msg(client_made == 1, "failed: %s", client_err);
+    close(lfd);
+}
+END_TEST
+
+START_TEST(test_connect_refused)
+{
+    char hp[64];
+    int port, lfd = listen_any(&port);
+
+    close(lfd); /* nothing listens there now */
+    client_made = client_failed = 0;
+    snprintf(hp, sizeof(hp), "127.0.0.1:%d", port);
+    ck_assert_int_eq(weft_connect(hp, 2000, &client_proto, &client_made,
+                                  c_failed), 0);
+    ck_assert_int_eq(client_failed, 0);
+    run_until(client_settled);
+    ck_assert_int_eq(client_failed, 1);
+    ck_assert_int_eq(client_made, 0);
+    ck_assert_str_eq(client_err, strerror(ECONNREFUSED));
+}
+END_TEST
+
+START_TEST(test_connect_errors)
+{
+    client_made = client_failed = 0;
+    ck_assert_int_eq(weft_connect("nocolon", 100, &client_proto,
+                                  &client_made, c_failed), -1);
+    ck_assert_int_eq(weft_connect("host:port", 100, &client_proto,
+                                  &client_made, c_failed), -1);
+    ck_assert_int_eq(weft_connect("no-such-host.invalid:80", 5000,
+                                  &client_proto, &client_made, c_failed), 0);
+    run_until(client_settled);
+    /* "no such host", or a lookup error where no resolver answers. */
+    ck_assert_int_eq(client_failed, 1);
+    ck_assert_int_eq(client_made, 0);
+    ck_assert_ptr_nonnull(client_err);
+}
+END_TEST
+
+static int conn_gone_client(void)
+{
+    return client == NULL;
+}
+
+static int reconnects_seen(void)
+{
+    return client_made >= 2;
+}
+
+START_TEST(test_reconnector)
+{
+    struct weft_reconnect_opts o = { .timeout_ms = 1000, .initial_ms = 10,
+                                     .max_ms = 40 };
+    char hp[64];
+    int port, lfd = listen_any(&port);
+
+    close(lfd);
+    client_made = client_failed = 0;
+    snprintf(hp, sizeof(hp), "127.0.0.1:%d", port);
+    struct weft_reconnector *r =
+        weft_reconnect_start(hp, &o, &client_proto, &client_made);
+    ck_assert_ptr_nonnull(r);
+    /* Down: attempts fail and are retried with backoff. */
+    for (int i = 0; i < 20; i++)
+        ev_run(w.loop, EVRUN_ONCE);
+    ck_assert_int_eq(client_made, 0);
+    /* Up again on the same port: it connects. */
+    struct sockaddr_in sin = { .sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port) };
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(listen(lfd, 16), 0);
+    run_until(client_settled);
+    ck_assert_int_eq(client_made, 1);
+    /* The server drops it: the reconnector connects again. */
+    int fd = accept(lfd, NULL, NULL);
+    close(fd);
+    run_until(reconnects_seen);
+    ck_assert_int_eq(client_made, 2);
+    weft_reconnect_stop(r);
+    run_until(conn_gone_client);
+    close(lfd);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("worker");
@@ -324,6 +519,11 @@ int main(void)
     tcase_add_test(tc, test_half_close);
     tcase_add_test(tc, test_idle_timeout);
     tcase_add_test(tc, test_timers);
+    tcase_add_test(tc, test_connect_ok);
+    tcase_add_test(tc, test_connect_by_name);
+    tcase_add_test(tc, test_connect_refused);
+    tcase_add_test(tc, test_connect_errors);
+    tcase_add_test(tc, test_reconnector);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
