@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "shared/addr.h"
+#include "tests/unit/check_run.h"
 
 static struct addr parse_ok(const char *s)
 {
@@ -114,9 +115,5 @@ int main(void)
     tcase_add_test(tc, test_bad);
     tcase_add_test(tc, test_equal);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(s);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "shared/buf.h"
+#include "tests/unit/check_run.h"
 
 START_TEST(test_bytes)
 {
@@ -136,9 +137,5 @@ int main(void)
     tcase_add_test(tc, test_outq_interleave);
     tcase_add_test(tc, test_outq_iov_limit);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(s);
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "supervisor/config.h"
+#include "tests/unit/check_run.h"
 
 static char dir[] = "/tmp/weft-check-config-XXXXXX";
 static char path[256];
@@ -316,9 +317,5 @@ int main(void)
     tcase_add_test(tc, test_modules);
     tcase_add_test(tc, test_unreadable);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(s);
 }

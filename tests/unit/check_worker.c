@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "worker/conn.h"
+#include "tests/unit/check_run.h"
 
 static struct worker w;
 static struct listener_conf lconf;
@@ -525,9 +526,5 @@ int main(void)
     tcase_add_test(tc, test_connect_errors);
     tcase_add_test(tc, test_reconnector);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(s);
 }

@@ -1,0 +1,19 @@
+/* The main() tail shared by the unit test programs. */
+#ifndef WEFT_TESTS_CHECK_RUN_H
+#define WEFT_TESTS_CHECK_RUN_H
+
+#include <check.h>
+#include <stdlib.h>
+
+/* Run every test of s; the exit status for main. */
+static inline int check_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+#endif
