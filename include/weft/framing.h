@@ -34,6 +34,9 @@ extern "C" {
 
 /* Returned instead of a count when a frame is longer than allowed. */
 #define WEFT_FRAME_TOO_LONG (-1L)
+/* Returned for bad options (delimiter of 0 or more than 8 bytes, a size
+ * other than 1, 2 or 4, a NULL options pointer or callback). */
+#define WEFT_FRAME_BAD_OPTIONS (-2L)
 
 /*
  * Called for each complete frame. Return 0 to go on, non-zero to stop
@@ -52,8 +55,10 @@ struct weft_lines {
 /*
  * Hand each complete line of data (without its delimiter) to fn. Returns
  * the bytes consumed (complete lines with their delimiters), or
- * WEFT_FRAME_TOO_LONG when a line, complete or not, exceeds max_line; the
- * lines before it have been handed over by then.
+ * WEFT_FRAME_TOO_LONG when a line exceeds max_line; the lines before it
+ * have been handed over by then. A partial line is too long as soon as no
+ * delimiter can start within its first max_line bytes, so "abc\r" with
+ * max_line 3 and "\r\n" still waits for its "\n".
  */
 long weft_lines_parse(const struct weft_lines *o, const char *data,
                       size_t len, weft_frame_fn fn, void *arg);
@@ -73,7 +78,8 @@ long weft_prefixed_parse(const struct weft_prefixed *o, const char *data,
 
 /*
  * Write the length prefix for a body of len bytes into out (o->size
- * bytes). Returns o->size, or -1 when len does not fit or exceeds max.
+ * bytes). Returns o->size, or -1 when len exceeds max or what size bytes
+ * can hold (the smaller of the two applies), or size is not 1, 2 or 4.
  */
 int weft_prefixed_header(const struct weft_prefixed *o, size_t len,
                          unsigned char out[4]);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/unit/check_run.h"
 #include "weft/framing.h"
 
 #define BAD_OPTIONS (-2L)
@@ -827,9 +828,5 @@ int main(void)
     tcase_add_test(tc, test_empty);
     tcase_add_test(tc, test_no_overread);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(s);
 }
