@@ -3,7 +3,7 @@
  * messages after a big-endian length. Pure functions of (data, len): no
  * allocation, no I/O, no state kept between calls.
  *
- * Besides a count or WEFT_FRAME_TOO_LONG, both parsers return -2 when
+ * Besides a count or WEFT_FRAME_TOO_LONG, both parsers return WEFT_FRAME_BAD_OPTIONS when
  * their options are unusable (NULL options, delimiter or callback, a
  * delimiter of 0 or more than 8 bytes, a length size other than 1, 2, 4).
  */
@@ -12,7 +12,6 @@
 #include <limits.h>
 #include <string.h>
 
-#define FRAMING_BAD_OPTIONS (-2L)
 #define FRAMING_DELIM_MAX 8
 
 /*
@@ -73,7 +72,7 @@ static int delim_may_end(const char *p, size_t n, size_t max,
  * search for a delimiter is bounded by max_line, so an endless line costs
  * max_line bytes of scanning, not the whole buffer. Returns the bytes
  * consumed, WEFT_FRAME_TOO_LONG once a line, complete or not, can only be
- * longer than max_line, or -2 for bad options.
+ * longer than max_line, or WEFT_FRAME_BAD_OPTIONS.
  */
 long weft_lines_parse(const struct weft_lines *o, const char *data,
                       size_t len, weft_frame_fn fn, void *arg)
@@ -82,7 +81,7 @@ long weft_lines_parse(const struct weft_lines *o, const char *data,
 
     if (o == NULL || o->delim == NULL || o->delim_len == 0 ||
         o->delim_len > FRAMING_DELIM_MAX || fn == NULL)
-        return FRAMING_BAD_OPTIONS;
+        return WEFT_FRAME_BAD_OPTIONS;
     len = framing_clamp(len);
 
     size_t dlen = o->delim_len;
@@ -137,7 +136,7 @@ static uint32_t prefix_limit(unsigned size)
 /*
  * Hand each complete message body of data to fn. A length above max is
  * refused as soon as it is read, before its body has arrived. Returns the
- * bytes consumed, WEFT_FRAME_TOO_LONG, or -2 for bad options.
+ * bytes consumed, WEFT_FRAME_TOO_LONG, or WEFT_FRAME_BAD_OPTIONS.
  */
 long weft_prefixed_parse(const struct weft_prefixed *o, const char *data,
                          size_t len, weft_frame_fn fn, void *arg)
@@ -145,7 +144,7 @@ long weft_prefixed_parse(const struct weft_prefixed *o, const char *data,
     size_t pos = 0;
 
     if (o == NULL || prefix_limit(o->size) == 0 || fn == NULL)
-        return FRAMING_BAD_OPTIONS;
+        return WEFT_FRAME_BAD_OPTIONS;
     len = framing_clamp(len);
 
     size_t size = o->size;

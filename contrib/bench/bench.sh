@@ -2,7 +2,8 @@
 #
 # bench.sh - benchmark weftd on loopback: throughput, latency, server CPU per
 # operation and memory per idle connection, with Twisted and nginx beside it
-# when they are installed.
+# when they are installed, and the cost of weft's TCP proxy (pingpong direct
+# to an echo listener and through a proxy listener relaying to it).
 #
 # usage: contrib/bench/bench.sh [BUILD_DIR]     (BUILD_DIR default: build)
 #
@@ -30,6 +31,9 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/weft-bench.XXXXXX")
 PIDS=()                 # every process started here, killed on exit
 ROWS=()                 # lines of the results table
 MEM_ROWS=()             # lines of the idle memory table
+PROXY_NOTE=""           # the proxy's overhead, printed under the table
+LAST_OPS_S=0            # ops/s and cpu_us/op of the last run_timed
+LAST_CPU=-
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -228,6 +232,25 @@ EOF
         "$WEFTD" -c "$conf" -w "$workers"
 }
 
+# Start weftd with $1 workers: echo on port $2 and a proxy on port $3
+# relaying to it.  Ready when an echo comes back through the proxy.
+# Sets SERVER_PID.
+start_weftd_proxy() {
+    local workers=$1 echo_port=$2 proxy_port=$3
+    local conf=$TMP/weftd-proxy-$1.conf
+    cat >"$conf" <<EOF
+workers = $workers;
+cpu_affinity = true;
+listeners = (
+  { name = "echo";  listen = "127.0.0.1:$echo_port";  protocol = "echo"; },
+  { name = "proxy"; listen = "127.0.0.1:$proxy_port"; protocol = "proxy";
+    proxy = { upstreams = ("127.0.0.1:$echo_port"); }; }
+);
+EOF
+    launch probe_echo "$proxy_port" "$TMP/weftd-proxy-$workers.log" \
+        "$WEFTD" -c "$conf" -w "$workers"
+}
+
 # Start the Twisted echo server (TCP and UDP) on port $1 with python $2.
 # Sets SERVER_PID.
 start_twisted() {
@@ -291,10 +314,11 @@ EOF
 }
 
 # Run weft-load mode $4 against server $1 ($2 workers, pid $3) on port $5,
-# and add a row to the table.  Server CPU is read around the run.
+# and add a row to the table, labelled $6 (default: the mode).  Server CPU
+# is read around the run.  Sets LAST_OPS_S and LAST_CPU.
 run_timed() {
-    local name=$1 workers=$2 pid=$3 mode=$4 port=$5 t0 t1 out line ops cpu
-    local rc=0
+    local name=$1 workers=$2 pid=$3 mode=$4 port=$5 label=${6:-$4}
+    local t0 t1 out line ops cpu rc=0
     t0=$(server_ticks "$pid")
     # --foreground: Ctrl-C reaches weft-load, which reports and dies of
     # SIGINT; its status 130 then stops this script too.
@@ -309,10 +333,42 @@ run_timed() {
     ops=$(kv "$line" ops)
     cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$ops" \
         'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "-" }')
+    LAST_OPS_S=$(kv "$line" ops_per_s)
+    LAST_CPU=$cpu
     ROWS+=("$(printf '%-9s %-8s %7s %11s %9s %9s %10s %7s %8s' \
-        "$mode" "$name" "$workers" "$(kv "$line" ops_per_s)" \
+        "$label" "$name" "$workers" "$LAST_OPS_S" \
         "$(kv "$line" p50_us)" "$(kv "$line" p99_us)" "$cpu" \
         "$(kv "$line" errors)" "$(kv "$line" client_cpu_pct)")")
+}
+
+# Pingpong on one weftd with $1 workers, straight to its echo listener and
+# through its proxy listener; rows "proxy direct" and "proxy proxied", and
+# PROXY_NOTE with the difference.  Proxied CPU counts the proxy and the
+# echo behind it, so the difference is what the proxy costs.
+run_proxy() {
+    local workers=$1 echo_port proxy_port ops0 cpu0
+    echo_port=$(free_port)
+    proxy_port=$(free_port)
+    while [[ $proxy_port == "$echo_port" ]]; do
+        proxy_port=$(free_port)
+    done
+    log "weftd -w $workers: echo on 127.0.0.1:$echo_port, proxy on" \
+        "127.0.0.1:$proxy_port relaying to it"
+    start_weftd_proxy "$workers" "$echo_port" "$proxy_port"
+    run_timed direct "$workers" "$SERVER_PID" pingpong "$echo_port" proxy
+    ops0=$LAST_OPS_S cpu0=$LAST_CPU
+    run_timed proxied "$workers" "$SERVER_PID" pingpong "$proxy_port" proxy
+    stop_pid "$SERVER_PID"
+    PROXY_NOTE=$(awk -v o0="$ops0" -v o1="$LAST_OPS_S" -v c0="$cpu0" \
+        -v c1="$LAST_CPU" -v w="$workers" 'BEGIN {
+        printf "proxy overhead (weftd -w %d, pingpong): ops/s %.0f -> %.0f", \
+            w, o0, o1
+        if (o0 > 0) printf " (%+.1f%%)", (o1 - o0) * 100 / o0
+        if (c0 != "-" && c1 != "-")
+            printf "; server cpu_us/op %.2f -> %.2f (+%.2f for the proxy)", \
+                c0, c1, c1 - c0
+        printf "\n"
+    }')
 }
 
 # Hold $IDLE idle connections (weft-load -s $4) against server $1 ($2
@@ -366,6 +422,9 @@ print_tables() {
     for row in "${ROWS[@]}"; do
         echo "$row"
     done | sort -s -k1,1
+    if [[ -n $PROXY_NOTE ]]; then
+        echo "$PROXY_NOTE"
+    fi
     if ((${#MEM_ROWS[@]} > 0)); then
         echo
         echo "== idle connections: workers' RSS before and after"
@@ -425,6 +484,8 @@ main() {
         run_timed weftd "$w" "$SERVER_PID" udp "$port"
         stop_pid "$SERVER_PID"
     done
+
+    run_proxy 2
 
     py=$(twisted_python)
     if [[ -n $py ]]; then

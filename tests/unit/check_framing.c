@@ -13,7 +13,7 @@
 #include "tests/unit/check_run.h"
 #include "weft/framing.h"
 
-#define BAD_OPTIONS (-2L)
+#define BAD_OPTIONS WEFT_FRAME_BAD_OPTIONS
 #define FRAMES_MAX 64
 #define RANDOM_RUNS 1000
 
