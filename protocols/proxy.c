@@ -43,7 +43,10 @@ enum up_state {
  * connection_lost sets client to NULL) and the upstream side (while state
  * is UP_CONNECTING or UP_OPEN: a pending attempt always ends in exactly
  * one of failed or connection_made, and an open upstream in exactly one
- * connection_lost). Whichever owner leaves last frees it (pair_release).
+ * connection_lost). Whichever owner leaves last frees it: pair_release
+ * for the client, the upstream callbacks when the client is already gone.
+ * weft runs connection_lost only after the callback that closed a
+ * connection has returned, so a pair is never freed under its caller.
  */
 struct pair {
     const struct proxy_conf *conf;
@@ -150,7 +153,7 @@ fail:
     return NULL;
 }
 
-/* ---- Per-worker state ---------------------------------------------------- */
+/* ---- Per-worker state --------------------------------------------------- */
 
 /* Start each worker at a different upstream: slot modulo their count. */
 static int proxy_start(struct weft_listener *l)
@@ -171,7 +174,7 @@ static void proxy_stop(struct weft_listener *l)
     weft_listener_set_data(l, NULL);
 }
 
-/* ---- The pair ------------------------------------------------------------ */
+/* ---- The pair ----------------------------------------------------------- */
 
 /* Free p once neither the client nor an upstream side holds it. */
 static void pair_release(struct pair *p)
@@ -208,8 +211,10 @@ static void pair_connect_next(struct pair *p)
 static void proxy_up_failed(void *arg, const char *err)
 {
     struct pair *p = arg;
+    const struct proxy_conf *conf = p->conf;
 
-    (void)err; /* the public API has no logger for protocols */
+    weft_log(WEFT_LOG_DEBUG, "proxy: upstream %s: %s",
+             conf->upstreams[(p->first + p->tried - 1) % conf->n], err);
     p->state = UP_NONE;
     if (p->client == NULL) {
         free(p);
@@ -261,7 +266,7 @@ static void pair_end_other(struct weft_conn *other, enum weft_close_reason why)
         weft_conn_close(other);
 }
 
-/* ---- Client side --------------------------------------------------------- */
+/* ---- Client side -------------------------------------------------------- */
 
 /*
  * A client arrived: pause it, pick this worker's next upstream and connect.
@@ -346,7 +351,7 @@ static void proxy_client_lost(struct weft_conn *c, enum weft_close_reason why)
     pair_end_other(p->up, why);
 }
 
-/* ---- Upstream side ------------------------------------------------------- */
+/* ---- Upstream side ------------------------------------------------------ */
 
 /* Connected: pair up and let the client's bytes flow (data is the pair). */
 static void proxy_up_made(struct weft_conn *up)
@@ -359,6 +364,10 @@ static void proxy_up_made(struct weft_conn *up)
         weft_conn_close(up); /* the client left while we connected */
         return;
     }
+    /* The client's idle timeout covers the relayed side too, so neither
+     * lingers when the other stops moving. */
+    weft_conn_set_idle_timeout(
+        up, weft_listener_idle_timeout(weft_conn_listener(p->client)));
     weft_conn_resume(p->client);
     if (p->client_eof)
         weft_conn_shutdown(up);

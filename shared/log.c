@@ -1,5 +1,7 @@
 #include "shared/log.h"
 
+#include "weft/weft.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -75,4 +77,23 @@ void fatal(const char *fmt, ...)
     log_vwrite(LOG_LVL_ERROR, fmt, ap);
     va_end(ap);
     exit(1);
+}
+
+void weft_log(enum weft_log_level level, const char *fmt, ...)
+{
+    static const enum log_level map[] = {
+        [WEFT_LOG_DEBUG] = LOG_LVL_DEBUG,
+        [WEFT_LOG_INFO] = LOG_LVL_INFO,
+        [WEFT_LOG_WARN] = LOG_LVL_WARN,
+        [WEFT_LOG_ERROR] = LOG_LVL_ERROR,
+    };
+    va_list ap;
+
+    if ((unsigned)level > WEFT_LOG_ERROR)
+        level = WEFT_LOG_ERROR;
+    if (map[level] < log_min)
+        return;
+    va_start(ap, fmt);
+    log_vwrite(map[level], fmt, ap);
+    va_end(ap);
 }

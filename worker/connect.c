@@ -192,6 +192,10 @@ struct connect_req *connect_start(const char *hostport, unsigned timeout_ms,
     struct worker *w = worker_self;
     char host[256], port[8];
 
+    if (w->exiting) {
+        errno = ESHUTDOWN;
+        return NULL;
+    }
     if (split_hostport(hostport, host, sizeof(host), port, sizeof(port)) ==
         -1) {
         errno = EINVAL;
@@ -235,8 +239,9 @@ int weft_connect(const char *hostport, unsigned timeout_ms,
                : 0;
 }
 
+/* Worker exit: every attempt still pending fails, so callers free arg. */
 void connect_free_all(struct worker *w)
 {
     while (!LIST_EMPTY(&w->connecting))
-        req_free(LIST_FIRST(&w->connecting));
+        req_fail(LIST_FIRST(&w->connecting), "worker stopping");
 }

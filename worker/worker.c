@@ -81,6 +81,7 @@ static int worker_listen(struct worker *w, const struct worker_spec *spec)
 /* Free what the loop held, so leak checkers see a clean exit. */
 static void worker_cleanup(struct worker *w)
 {
+    w->exiting = true;
     reconnect_free_all(w);
     connect_free_all(w);
     conn_close_all(w);
@@ -156,6 +157,11 @@ void weft_listener_set_data(struct weft_listener *l, void *data)
 const char *weft_listener_name(const struct weft_listener *l)
 {
     return l->conf->name;
+}
+
+unsigned weft_listener_idle_timeout(const struct weft_listener *l)
+{
+    return (unsigned)l->conf->idle_timeout;
 }
 
 int weft_worker_slot(void)

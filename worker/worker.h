@@ -52,6 +52,7 @@ struct worker {
     struct ev_loop *loop;
     int slot;
     bool stopping;
+    bool exiting; /* tearing down: no new outgoing connections */
     struct weft_listener *listeners;
     size_t nlisteners;
     struct conn_list conns;
@@ -87,7 +88,7 @@ void udp_cb(struct ev_loop *loop, ev_io *io, int revents);
 /* worker/timer.c: free every timer still armed (worker exit). */
 void timer_free_all(struct worker *w);
 
-/* worker/connect.c: abandon every connection attempt (worker exit). */
+/* worker/connect.c: fail every connection attempt (worker exit). */
 void connect_free_all(struct worker *w);
 
 struct connect_req;

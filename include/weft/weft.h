@@ -193,8 +193,26 @@ void *weft_listener_data(const struct weft_listener *l);
 void weft_listener_set_data(struct weft_listener *l, void *data);
 /* The listener's name from the configuration. */
 const char *weft_listener_name(const struct weft_listener *l);
+/* The listener's idle_timeout in ms (0: none), e.g. for a relayed side. */
+unsigned weft_listener_idle_timeout(const struct weft_listener *l);
 /* The slot of the worker running this code, 0..workers-1. */
 int weft_worker_slot(void);
+
+/* ---- Logging ----------------------------------------------------------- */
+
+enum weft_log_level {
+    WEFT_LOG_DEBUG,
+    WEFT_LOG_INFO,
+    WEFT_LOG_WARN,
+    WEFT_LOG_ERROR
+};
+
+/*
+ * One line in weftd's log, with the time, level, pid and worker, as
+ * weftd's own lines. Put the protocol's name first: "proxy: ...".
+ */
+void weft_log(enum weft_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* ---- UDP --------------------------------------------------------------- */
 
@@ -238,8 +256,11 @@ typedef void (*weft_connect_failed_fn)(void *arg, const char *err);
  * name, resolved off the event loop) within timeout_ms (0: 30 s). On
  * success, proto runs on the new connection, whose data is arg when
  * connection_made is called. On failure, failed(arg, reason) is called
- * instead, never from inside weft_connect. Returns 0, or -1 when the
- * address cannot be parsed or memory is short (nothing is called then).
+ * instead, never from inside weft_connect; an attempt still pending when
+ * the worker exits fails with "worker stopping". Exactly one of the two
+ * follows a call that returned 0. Returns 0, or -1 when the address
+ * cannot be parsed, memory is short or the worker is exiting (nothing is
+ * called then).
  */
 int weft_connect(const char *hostport, unsigned timeout_ms,
                  const struct weft_protocol *proto, void *arg,
