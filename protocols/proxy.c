@@ -63,36 +63,6 @@ static const struct weft_protocol proxy_upstream_protocol;
 
 /* ---- Configuration (supervisor) ----------------------------------------- */
 
-/*
- * Check the shape of "HOST:PORT" or "[IPv6]:PORT"; resolution is left to
- * weft_connect. Returns NULL, or a static reason.
- */
-static const char *proxy_hostport_check(const char *s)
-{
-    const char *colon = strrchr(s, ':');
-
-    if (colon == NULL)
-        return "no port (expected HOST:PORT)";
-    size_t hostlen = (size_t)(colon - s);
-    if (hostlen == 0)
-        return "no host (expected HOST:PORT)";
-    if (s[0] == '[') {
-        if (hostlen < 3 || s[hostlen - 1] != ']')
-            return "unbalanced brackets (expected [IPv6]:PORT)";
-    } else if (memchr(s, ':', hostlen) != NULL) {
-        return "an IPv6 address needs brackets: [IPv6]:PORT";
-    }
-    const char *p = colon + 1;
-    long port = 0;
-    if (*p == '\0')
-        return "no port (expected HOST:PORT)";
-    for (; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9' || (port = port * 10 + (*p - '0')) > 65535)
-            return "port is not a number in 1..65535";
-    }
-    return port == 0 ? "port is not a number in 1..65535" : NULL;
-}
-
 static void proxy_unconfigure(void *arg)
 {
     struct proxy_conf *conf = arg;
@@ -132,7 +102,7 @@ static void *proxy_configure(struct weft_settings *s)
     conf->connect_timeout = (unsigned)timeout;
     for (int i = 0; i < n; i++) {
         const char *hp = weft_settings_list_item(s, "upstreams", i);
-        const char *why = proxy_hostport_check(hp);
+        const char *why = weft_hostport_check(hp);
         if (why != NULL) {
             weft_settings_error(s, "upstreams", "entry %d \"%s\": %s", i + 1,
                                 hp, why);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "shared/addr.h"
+#include "shared/hostport.h"
 #include "shared/log.h"
 #include "shared/util.h"
 #include "worker/conn.h"
@@ -141,34 +142,6 @@ static void req_resolved(void *p, const struct resolve_result *r)
         req_fail(req, req->err);
 }
 
-/* Split "HOST:PORT" or "[V6]:PORT"; 0, or -1 when malformed. */
-static int split_hostport(const char *s, char *host, size_t hlen, char *port,
-                          size_t plen)
-{
-    const char *colon = strrchr(s, ':');
-    const char *h = s;
-    size_t n;
-
-    if (colon == NULL || colon[1] == '\0' || strlen(colon + 1) >= plen)
-        return -1;
-    n = (size_t)(colon - s);
-    if (*s == '[') {
-        if (n < 2 || s[n - 1] != ']')
-            return -1;
-        h = s + 1;
-        n -= 2;
-    }
-    if (n == 0 || n >= hlen)
-        return -1;
-    memcpy(host, h, n);
-    host[n] = '\0';
-    strcpy(port, colon + 1);
-    for (const char *p = port; *p != '\0'; p++)
-        if (*p < '0' || *p > '9')
-            return -1;
-    return 0;
-}
-
 /* A literal address needs no resolver: 1 with r filled, else 0. */
 static int literal_addr(const char *hostport, struct resolve_result *r)
 {
@@ -190,14 +163,14 @@ struct connect_req *connect_start(const char *hostport, unsigned timeout_ms,
                                   struct weft_reconnector *rc)
 {
     struct worker *w = worker_self;
-    char host[256], port[8];
+    char host[HOSTPORT_HOST_MAX], port[HOSTPORT_PORT_MAX];
 
     if (w->exiting) {
         errno = ESHUTDOWN;
         return NULL;
     }
-    if (split_hostport(hostport, host, sizeof(host), port, sizeof(port)) ==
-        -1) {
+    if (hostport_split(hostport, host, sizeof(host), port, sizeof(port)) !=
+        NULL) {
         errno = EINVAL;
         return NULL;
     }

@@ -267,6 +267,13 @@ int weft_connect(const char *hostport, unsigned timeout_ms,
                  weft_connect_failed_fn failed);
 
 /*
+ * Check that hostport has the shape weft_connect takes ("HOST:PORT" or
+ * "[IPv6]:PORT", port 1..65535), e.g. in a configure hook. Returns NULL,
+ * or a static reason. Names are not resolved.
+ */
+const char *weft_hostport_check(const char *hostport);
+
+/*
  * Keep a connection to hostport up, as Twisted's ReconnectingClientFactory
  * does: after a failed attempt or a lost connection, wait and try again,
  * the wait growing from initial_ms by factor 2 up to max_ms, with +-10%

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "shared/addr.h"
+#include "shared/hostport.h"
 #include "tests/unit/check_run.h"
 
 static struct addr parse_ok(const char *s)
@@ -104,6 +105,32 @@ START_TEST(test_equal)
 }
 END_TEST
 
+START_TEST(test_hostport)
+{
+    char host[HOSTPORT_HOST_MAX], port[HOSTPORT_PORT_MAX];
+
+    ck_assert_ptr_null(hostport_split("example.com:80", host, sizeof(host),
+                                      port, sizeof(port)));
+    ck_assert_str_eq(host, "example.com");
+    ck_assert_str_eq(port, "80");
+    ck_assert_ptr_null(hostport_split("[::1]:0443", host, sizeof(host),
+                                      port, sizeof(port)));
+    ck_assert_str_eq(host, "::1");
+    ck_assert_str_eq(port, "443");
+    static const char *const bad[] = {
+        "example.com", "example.com:", ":80", "[::1]", "[::1:80", "[]:80",
+        "::1:80", "a:0", "a:65536", "a:8x", "a:-1",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(weft_hostport_check(bad[i]) != NULL, "accepted %s",
+                      bad[i]);
+    ck_assert_ptr_null(weft_hostport_check("127.0.0.1:65535"));
+    char tiny[4];
+    ck_assert_ptr_nonnull(hostport_split("longname:1", tiny, sizeof(tiny),
+                                         port, sizeof(port)));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("addr");
@@ -114,6 +141,7 @@ int main(void)
     tcase_add_test(tc, test_udp);
     tcase_add_test(tc, test_bad);
     tcase_add_test(tc, test_equal);
+    tcase_add_test(tc, test_hostport);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
