@@ -53,7 +53,7 @@ static int module_names_free(struct cfgctx *x, const config_setting_t *at,
          pp++) {
         if (config_find_protocol(cfg, (*pp)->name) != NULL) {
             cfg_err(x, at, "module %s: protocol '%s' is already defined",
-                    m->name, (*pp)->name);
+                    config_setting_get_string(at), (*pp)->name);
             return -1;
         }
     }
