@@ -3,9 +3,10 @@
  * messages after a big-endian length. Pure functions of (data, len): no
  * allocation, no I/O, no state kept between calls.
  *
- * Besides a count or WEFT_FRAME_TOO_LONG, both parsers return WEFT_FRAME_BAD_OPTIONS when
- * their options are unusable (NULL options, delimiter or callback, a
- * delimiter of 0 or more than 8 bytes, a length size other than 1, 2, 4).
+ * Besides a count or WEFT_FRAME_TOO_LONG, both parsers return
+ * WEFT_FRAME_BAD_OPTIONS when their options are unusable (NULL options,
+ * delimiter or callback, a delimiter of 0 or more than 8 bytes, a length
+ * size other than 1, 2, 4).
  */
 #include "weft/framing.h"
 

@@ -82,7 +82,8 @@ static int req_try_next(struct connect_req *req)
 {
     while (req->next < req->addrs.n) {
         int i = req->next++;
-        const struct sockaddr *sa = (const struct sockaddr *)&req->addrs.addr[i];
+        const struct sockaddr *sa =
+            (const struct sockaddr *)&req->addrs.addr[i];
         int fd = socket(sa->sa_family,
                         SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd == -1) {

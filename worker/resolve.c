@@ -50,10 +50,13 @@ static void resolve_one(struct resolve_req *req)
     struct resolve_result *r = &req->result;
 
     int rc = getaddrinfo(req->host, req->port, &hints, &res);
+    if (rc == EAI_NONAME || rc == EAI_NODATA) {
+        r->err = "no such host";
+        return;
+    }
     if (rc != 0) {
-        r->err = rc == EAI_NONAME || rc == EAI_NODATA ? "no such host"
-                 : rc == EAI_AGAIN                   ? "name lookup failed, try again"
-                                                     : "name lookup failed";
+        r->err = rc == EAI_AGAIN ? "name lookup failed, try again"
+                                 : "name lookup failed";
         return;
     }
     for (struct addrinfo *ai = res; ai != NULL && r->n < RESOLVE_MAX_ADDRS;

@@ -8,11 +8,12 @@
 #include "supervisor/config.h"
 #include "tests/unit/check_run.h"
 
-static char dir[] = "/tmp/weft-check-config-XXXXXX";
+static char dir[64];
 static char path[256];
 
 static void setup(void)
 {
+    check_tmp_template(dir, sizeof(dir), "/tmp/weft-check-config-");
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(path, sizeof(path), "%s/weft.conf", dir);
 }
@@ -179,21 +180,20 @@ START_TEST(test_missing)
 }
 END_TEST
 
+#define ECHO_AT(name, addr) \
+    " { name = \"" name "\"; listen = \"" addr "\"; protocol = \"echo\"; }"
+
 START_TEST(test_duplicates)
 {
-    expect_error("listeners = (\n"
-                 " { name = \"a\"; listen = \"127.0.0.1:7\"; protocol = \"echo\"; },\n"
-                 " { name = \"a\"; listen = \"127.0.0.1:8\"; protocol = \"echo\"; }\n"
-                 ");\n", 3, "name 'a' already used at line 2");
-    expect_error("listeners = (\n"
-                 " { name = \"a\"; listen = \"127.0.0.1:7\"; protocol = \"echo\"; },\n"
-                 " { name = \"b\"; listen = \"tcp://127.0.0.1:7\"; protocol = \"echo\"; }\n"
-                 ");\n", 3, "address 127.0.0.1:7 already used at line 2");
+    expect_error("listeners = (\n" ECHO_AT("a", "127.0.0.1:7") ",\n"
+                 ECHO_AT("a", "127.0.0.1:8") "\n);\n",
+                 3, "name 'a' already used at line 2");
+    expect_error("listeners = (\n" ECHO_AT("a", "127.0.0.1:7") ",\n"
+                 ECHO_AT("b", "tcp://127.0.0.1:7") "\n);\n",
+                 3, "address 127.0.0.1:7 already used at line 2");
     /* The same port over TCP and UDP is not a duplicate. */
-    config_free(load_ok("listeners = (\n"
-                 " { name = \"a\"; listen = \"127.0.0.1:7\"; protocol = \"echo\"; },\n"
-                 " { name = \"b\"; listen = \"udp://127.0.0.1:7\"; protocol = \"echo\"; }\n"
-                 ");\n"));
+    config_free(load_ok("listeners = (\n" ECHO_AT("a", "127.0.0.1:7") ",\n"
+                        ECHO_AT("b", "udp://127.0.0.1:7") "\n);\n"));
 }
 END_TEST
 

@@ -243,7 +243,8 @@ static size_t peer_read_all(char *buf, size_t want)
  */
 START_TEST(test_writev_sendfile_order)
 {
-    char path[] = "/tmp/weft-check-sendfile-XXXXXX";
+    char path[64];
+    check_tmp_template(path, sizeof(path), "/tmp/weft-check-sendfile-");
     int fd = mkstemp(path);
     static char file[100000], got[100020];
     static char junk[1 << 20];
@@ -279,7 +280,8 @@ END_TEST
 
 START_TEST(test_sendfile_short_file)
 {
-    char path[] = "/tmp/weft-check-sendfile-XXXXXX";
+    char path[64];
+    check_tmp_template(path, sizeof(path), "/tmp/weft-check-sendfile-");
     int fd = mkstemp(path);
 
     unlink(path);
