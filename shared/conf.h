@@ -32,8 +32,21 @@ struct listener_conf {
     int line;
 };
 
+#define CONFIG_CONTROL_PATH_DEFAULT "weft.sock"
+#define CONFIG_CONTROL_MODE_DEFAULT 0600
+
+struct control_conf {
+    char *path;     /* the control socket */
+    int mode;       /* its permission bits */
+    bool has_group; /* peers of this gid may issue commands too */
+    unsigned gid;
+    bool has_admin; /* the HTTP listener for /metrics */
+    struct addr admin;
+};
+
 struct config {
     char *path;
+    struct control_conf control;
     int workers; /* 0 = "auto" */
     bool cpu_affinity;
     struct listener_conf *listeners;

@@ -1,13 +1,17 @@
 #include "supervisor/config.h"
 #include "supervisor/cfgctx.h"
 
+#include <grp.h>
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/un.h>
+
 #include "protocols/registry.h"
+#include "shared/stats.h"
 #include "shared/util.h"
 
 /* Append "FILE:LINE: message" for setting s ("FILE: message" without). */
@@ -295,8 +299,101 @@ static void load_listeners(struct cfgctx *x, const config_setting_t *root,
     }
 }
 
+static const char *const control_keys[] = { "path", "mode", "group" };
+
+/* A string key of group g, if present and a string; NULL otherwise. */
+static const char *opt_string(struct cfgctx *x, const config_setting_t *g,
+                              const char *key)
+{
+    const config_setting_t *s = config_setting_get_member(g, key);
+
+    if (s == NULL)
+        return NULL;
+    if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+        cfg_err(x, s, "%s: expected a string", key);
+        return NULL;
+    }
+    return config_setting_get_string(s);
+}
+
+/* control = { path; mode; group; }: where and to whom weftd answers. */
+static void load_control(struct cfgctx *x, const config_setting_t *root,
+                         struct control_conf *cc)
+{
+    const config_setting_t *g = config_setting_get_member(root, "control");
+    const char *path = NULL, *mode, *group;
+
+    cc->mode = CONFIG_CONTROL_MODE_DEFAULT;
+    if (g != NULL && !config_setting_is_group(g)) {
+        cfg_err(x, g, "control: expected a group { ... }");
+        g = NULL;
+    }
+    if (g != NULL) {
+        check_keys(x, g, control_keys, countof(control_keys), NULL,
+                   "control");
+        path = opt_string(x, g, "path");
+        if ((mode = opt_string(x, g, "mode")) != NULL) {
+            char *end;
+            long m = strtol(mode, &end, 8);
+            if (*mode == '\0' || *end != '\0' || m < 0 || m > 0777)
+                cfg_err(x, config_setting_get_member(g, "mode"),
+                        "mode: expected octal permissions like \"0600\"");
+            else
+                cc->mode = (int)m;
+        }
+        if ((group = opt_string(x, g, "group")) != NULL) {
+            struct group *gr = getgrnam(group);
+            if (gr == NULL)
+                cfg_err(x, config_setting_get_member(g, "group"),
+                        "group: no group named '%s'", group);
+            else {
+                cc->has_group = true;
+                cc->gid = (unsigned)gr->gr_gid;
+            }
+        }
+    }
+    if (path != NULL && *path == '\0')
+        cfg_err(x, config_setting_get_member(g, "path"), "path: empty");
+    cc->path = strdup(path && *path ? path : CONFIG_CONTROL_PATH_DEFAULT);
+    if (cc->path != NULL &&
+        strlen(cc->path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        cfg_err(x, g, "control path too long for a UNIX socket: %s",
+                cc->path);
+}
+
+/* admin = { listen = "HOST:PORT"; }: Prometheus metrics over HTTP. */
+static void load_admin(struct cfgctx *x, const config_setting_t *root,
+                       struct config *cfg)
+{
+    static const char *const admin_keys[] = { "listen" };
+    const config_setting_t *g = config_setting_get_member(root, "admin");
+    const char *s, *why;
+
+    if (g == NULL)
+        return;
+    if (!config_setting_is_group(g)) {
+        cfg_err(x, g, "admin: expected a group { listen = ...; }");
+        return;
+    }
+    check_keys(x, g, admin_keys, countof(admin_keys), NULL, "admin");
+    if ((s = get_string(x, g, "listen", "admin")) == NULL)
+        return;
+    if (addr_parse(s, &cfg->control.admin, &why) == -1 ||
+        cfg->control.admin.kind != ADDR_TCP) {
+        cfg_err(x, config_setting_get_member(g, "listen"),
+                "listen '%s': %s", s, why ? why : "must be TCP");
+        return;
+    }
+    cfg->control.has_admin = true;
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (addr_equal(&cfg->listeners[i].addr, &cfg->control.admin))
+            cfg_err(x, config_setting_get_member(g, "listen"),
+                    "address %s is also listener %s", s,
+                    cfg->listeners[i].name);
+}
+
 static const char *const top_keys[] = {
-    "workers", "cpu_affinity", "modules", "listeners",
+    "workers", "cpu_affinity", "modules", "control", "admin", "listeners",
 };
 
 /* Check the parsed tree and build the config from it. */
@@ -321,8 +418,13 @@ static struct config *config_build(config_t *lc, struct cfgctx *x)
             cfg->cpu_affinity = config_setting_get_bool(s);
     }
     load_listeners(x, root, cfg);
+    load_control(x, root, &cfg->control);
+    load_admin(x, root, cfg);
+    if (cfg->nlisteners > STATS_MAX_LISTENERS)
+        cfg_err(x, config_setting_get_member(root, "listeners"),
+                "listeners: at most %d", STATS_MAX_LISTENERS);
     cfg->path = strdup(x->name);
-    if (x->errs->count > 0 || cfg->path == NULL) {
+    if (x->errs->count > 0 || cfg->path == NULL || cfg->control.path == NULL) {
         config_free(cfg);
         return NULL;
     }
@@ -383,6 +485,7 @@ void config_free(struct config *cfg)
     }
     free(cfg->modules);
     free(cfg->listeners);
+    free(cfg->control.path);
     free(cfg->path);
     free(cfg);
 }

@@ -13,6 +13,7 @@
 
 #include "shared/log.h"
 #include "supervisor/config.h"
+#include "supervisor/control.h"
 #include "supervisor/super.h"
 
 #ifndef WEFT_SYSCONFDIR
@@ -131,6 +132,27 @@ static int plan_workers(struct supervisor *sup, const struct options *o)
     return 0;
 }
 
+/* Map the stats region and describe this generation in its header. */
+static int stats_open(struct supervisor *sup)
+{
+    struct stats_shm *s = stats_shm_create();
+
+    if (s == NULL) {
+        log_error("%s: shared memory for stats: %s", __func__,
+                  strerror(errno));
+        return -1;
+    }
+    sup->stats = s;
+    sup->generation = 1;
+    s->h.generation = sup->generation;
+    s->h.workers = (uint32_t)sup->nslots;
+    s->h.nlisteners = (uint32_t)sup->cfg->nlisteners;
+    for (size_t i = 0; i < sup->cfg->nlisteners; i++)
+        snprintf(s->h.listener[i], sizeof(s->h.listener[i]), "%s",
+                 sup->cfg->listeners[i].name);
+    return 0;
+}
+
 static void stop_cb(struct ev_loop *loop, ev_signal *s, int revents)
 {
     struct supervisor *sup = s->data;
@@ -174,6 +196,8 @@ int main(int argc, char **argv)
     log_set_role(-1);
     if (plan_workers(&sup, &o) == -1)
         fatal("%s: out of memory", __func__);
+    if (stats_open(&sup) == -1)
+        goto out;
     if (listen_open(sup.cfg, sup.nslots, &sup.ls, err, sizeof(err)) == -1) {
         log_error("%s: %s", __func__, err);
         goto out;
@@ -181,6 +205,11 @@ int main(int argc, char **argv)
     sup.loop = ev_default_loop(EVFLAG_AUTO);
     if (sup.loop == NULL) {
         log_error("%s: cannot create the event loop", __func__);
+        goto out;
+    }
+    sup.control = control_open(&sup, err, sizeof(err));
+    if (sup.control == NULL) {
+        log_error("%s: %s", __func__, err);
         goto out;
     }
     watch_signals(&sup);
@@ -192,6 +221,7 @@ int main(int argc, char **argv)
     log_info("%s: all workers stopped; exiting", __func__);
     rc = 0;
 out:
+    control_close(sup.control);
     listen_close(&sup.ls);
     proc_free(&sup);
     free(sup.cpus);

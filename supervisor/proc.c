@@ -15,6 +15,7 @@
 #include "shared/log.h"
 #include "shared/util.h"
 #include "supervisor/config.h"
+#include "supervisor/control.h"
 #include "supervisor/super.h"
 #include "worker/worker.h"
 
@@ -41,6 +42,9 @@ static void child_become_worker(struct supervisor *sup, int index,
     ev_signal_stop(loop, &sup->sigterm);
     ev_signal_stop(loop, &sup->sigint);
     ev_timer_stop(loop, &sup->kill_timer);
+    ev_timer_stop(loop, &sup->heartbeat_check);
+    control_forget(sup->control);
+    sup->control = NULL;
     for (int i = 0; i < sup->nslots; i++) {
         ev_child_stop(loop, &sup->slots[i].child);
         ev_timer_stop(loop, &sup->slots[i].respawn);
@@ -62,6 +66,7 @@ static void child_become_worker(struct supervisor *sup, int index,
         .slot = index,
         .cpu = sup->cpus ? sup->cpus[index] : -1,
         .fds = listen_slot_fds(&sup->ls, index),
+        .stats = &sup->stats->block[sup->slots[index].block],
     };
     worker_main(&spec);
 }
@@ -97,6 +102,7 @@ static void sup_check_stopped(struct supervisor *sup)
         if (sup->slots[i].pid != 0)
             return;
     ev_timer_stop(sup->loop, &sup->kill_timer);
+    ev_timer_stop(sup->loop, &sup->heartbeat_check);
     ev_break(sup->loop, EVBREAK_ALL);
 }
 
@@ -110,6 +116,11 @@ static void slot_child_cb(struct ev_loop *loop, ev_child *w, int revents)
     ev_child_stop(loop, w);
     slot_log_exit(sl, w->rstatus);
     sl->pid = 0;
+    /* Its counts join the slot's retired totals before the block is
+     * reused: no total ever goes backwards. */
+    stats_block_retire(sup->stats, sl->block);
+    sl->block = -1;
+    sl->stalled = false;
     if (sup->stopping) {
         sup_check_stopped(sup);
         return;
@@ -138,9 +149,15 @@ static void slot_spawn(struct slot *sl)
 {
     struct supervisor *sup = sl->sup;
     pid_t parent = getpid();
+
+    sl->block = stats_block_claim(sup->stats, sl->index, 0, sup->generation);
+    if (sl->block == -1)
+        fatal("%s: worker %d: no free stats block", __func__, sl->index);
     pid_t pid = fork();
 
     if (pid == -1) {
+        stats_block_retire(sup->stats, sl->block);
+        sl->block = -1;
         log_error("%s: worker %d: fork: %s", __func__, sl->index,
                   strerror(errno));
         sl->quick_deaths++;
@@ -151,6 +168,7 @@ static void slot_spawn(struct slot *sl)
     if (pid == 0)
         child_become_worker(sup, sl->index, parent);
     sl->pid = pid;
+    atomic_store(&sup->stats->block[sl->block].pid, (int32_t)pid);
     sl->started = ev_now(sup->loop);
     ev_child_set(&sl->child, pid, 0);
     ev_child_start(sup->loop, &sl->child);
@@ -173,16 +191,45 @@ static void kill_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     }
 }
 
+/* Log a worker whose loop stopped turning, and when it turns again. */
+static void heartbeat_check_cb(struct ev_loop *loop, ev_timer *t,
+                               int revents)
+{
+    struct supervisor *sup = container_of(t, struct supervisor,
+                                          heartbeat_check);
+    int64_t now = stats_now_ms(true);
+
+    (void)loop;
+    (void)revents;
+    for (int i = 0; i < sup->nslots; i++) {
+        struct slot *sl = &sup->slots[i];
+        if (sl->pid == 0 || sl->block == -1)
+            continue;
+        int64_t hb = atomic_load(&sup->stats->block[sl->block].heartbeat_ms);
+        bool late = hb > 0 && now - hb > HEARTBEAT_STALL_MS;
+        if (late && !sl->stalled)
+            log_warn("%s: worker %d (pid %ld): no heartbeat for %lld ms",
+                     __func__, i, (long)sl->pid, (long long)(now - hb));
+        else if (!late && sl->stalled)
+            log_info("%s: worker %d (pid %ld): heartbeat again", __func__,
+                     i, (long)sl->pid);
+        sl->stalled = late;
+    }
+}
+
 int proc_start(struct supervisor *sup)
 {
     sup->slots = calloc((size_t)sup->nslots, sizeof(*sup->slots));
     if (sup->slots == NULL)
         return -1;
     ev_timer_init(&sup->kill_timer, kill_timer_cb, STOP_KILL_S, 0);
+    ev_timer_init(&sup->heartbeat_check, heartbeat_check_cb, 1.0, 1.0);
+    ev_timer_start(sup->loop, &sup->heartbeat_check);
     for (int i = 0; i < sup->nslots; i++) {
         struct slot *sl = &sup->slots[i];
         sl->sup = sup;
         sl->index = i;
+        sl->block = -1;
         ev_child_init(&sl->child, slot_child_cb, 0, 0);
         ev_timer_init(&sl->respawn, slot_respawn_cb, 0, 0);
     }

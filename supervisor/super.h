@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "shared/conf.h"
+#include "shared/stats.h"
 #include "supervisor/listen.h"
 
 struct supervisor;
@@ -20,6 +21,8 @@ struct slot {
     pid_t pid;          /* 0 while no worker runs in the slot */
     ev_tstamp started;  /* when the current worker was forked */
     int quick_deaths;   /* deaths within SLOT_QUICK_S of start, in a row */
+    int block;          /* its stats block, -1 while no worker runs */
+    bool stalled;       /* heartbeat late: logged once */
     ev_child child;
     ev_timer respawn;
 };
@@ -28,6 +31,11 @@ struct supervisor {
     struct ev_loop *loop;
     struct config *cfg;
     struct listen_set ls;
+    struct stats_shm *stats;
+    uint32_t generation;
+    ev_tstamp started;
+    ev_timer heartbeat_check;
+    struct control *control;
     struct slot *slots;
     int nslots;
     int *cpus;  /* CPU for each slot, or NULL without affinity */
@@ -41,5 +49,8 @@ struct supervisor {
 int proc_start(struct supervisor *sup);
 void proc_stop(struct supervisor *sup);
 void proc_free(struct supervisor *sup);
+
+/* A heartbeat older than this marks a worker as stalled. */
+#define HEARTBEAT_STALL_MS 3000
 
 #endif

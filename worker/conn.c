@@ -69,6 +69,13 @@ static void conn_active(struct weft_conn *c)
         c->idle->last = ev_now(worker_self->loop);
 }
 
+/* n bytes went out: count them, and they are activity. */
+static void conn_sent(struct weft_conn *c, size_t n)
+{
+    stats_add(conn_stats(c), STAT_bytes_out, n);
+    conn_active(c);
+}
+
 static void settle_unlink(struct worker *w, struct weft_conn *c)
 {
     struct weft_conn **pp = &w->settle;
@@ -106,7 +113,15 @@ static void conn_destroy(struct weft_conn *c)
     struct weft_reconnector *rc = c->rc;
     enum weft_close_reason why = (enum weft_close_reason)c->reason;
 
+    struct stats_row *st = conn_stats(c);
+
     ev_io_stop(worker_self->loop, &c->io);
+    stats_add(st, STAT_connections_closed, 1);
+    stats_sub(st, STAT_connections_active, 1);
+    if (why == WEFT_CLOSE_TIMEOUT)
+        stats_add(st, STAT_connections_timed_out, 1);
+    if (c->limited)
+        stats_add(st, STAT_connections_aborted, 1);
     if (c->proto->connection_lost != NULL)
         c->proto->connection_lost(c, why);
     conn_free(c);
@@ -224,6 +239,7 @@ static void conn_deliver(struct weft_conn *c, const char *data, size_t len)
         return;
     log_warn("%s: %s: %zu bytes left unparsed, closing", __func__,
              conn_name(c), c->in.len);
+    c->limited = 1;
 fail:
     conn_fail(c, WEFT_CLOSE_ERROR);
 }
@@ -256,6 +272,7 @@ static void conn_read(struct weft_conn *c)
         ssize_t n = read(c->io.fd, w->rbuf, w->rbuf_size);
         if (n > 0) {
             conn_active(c);
+            stats_add(conn_stats(c), STAT_bytes_in, (uint64_t)n);
             conn_deliver(c, w->rbuf, (size_t)n);
             if ((size_t)n < w->rbuf_size)
                 return; /* the socket is empty: skip the EAGAIN read */
@@ -314,7 +331,7 @@ static void conn_flush(struct weft_conn *c)
         ssize_t n = conn_flush_once(c);
         if (n <= 0)
             break;
-        conn_active(c);
+        conn_sent(c, (size_t)n);
     }
     if (c->above_high && c->out.len <= c->low && c->state == CONN_OPEN) {
         c->above_high = 0;
@@ -433,6 +450,10 @@ static struct weft_conn *conn_alloc(int fd, const struct weft_protocol *proto,
 /* Run connection_made on a fresh connection, then settle it. */
 static void conn_made(struct weft_conn *c)
 {
+    struct stats_row *st = conn_stats(c);
+
+    stats_add(st, STAT_connections_accepted, 1);
+    stats_add(st, STAT_connections_active, 1);
     c->state = CONN_OPEN;
     if (c->proto->connection_made != NULL) {
         c->busy = 1;
@@ -498,6 +519,7 @@ static int conn_check_queue(struct weft_conn *c)
     if (c->max != 0 && c->out.len > c->max) {
         log_warn("%s: %s: output queue passed %u bytes; aborting",
                  __func__, conn_name(c), (unsigned)c->max);
+        c->limited = 1;
         conn_fail(c, WEFT_CLOSE_ERROR);
         conn_touch(c);
         return -1;
@@ -544,7 +566,7 @@ int weft_conn_writev(struct weft_conn *c, const struct iovec *iov, int iovcnt)
             return -1;
         }
         if (sent > 0)
-            conn_active(c);
+            conn_sent(c, (size_t)sent);
     }
     iov = iov_skip(iov, &iovcnt, sent > 0 ? (size_t)sent : 0, &first);
     for (int i = 0; i < iovcnt; i++) {
@@ -578,7 +600,7 @@ int weft_conn_sendfile(struct weft_conn *c, int fd, off_t off, size_t len)
             return -1;
         }
         if (n > 0) {
-            conn_active(c);
+            conn_sent(c, (size_t)n);
             len -= (size_t)n; /* off was advanced by sendfile */
         }
     }

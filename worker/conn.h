@@ -46,7 +46,14 @@ struct weft_conn {
     unsigned eof : 1;       /* the peer closed its side */
     unsigned shut_req : 1;  /* weft_conn_shutdown: FIN after the queue */
     unsigned shut_done : 1;
+    unsigned limited : 1; /* aborted by a limit (counted as aborted) */
 };
+
+/* The stats row c counts in: its listener's, or the outgoing row. */
+static inline struct stats_row *conn_stats(const struct weft_conn *c)
+{
+    return c->ln ? c->ln->stats : worker_self->out_stats;
+}
 
 /* Take the accepted socket fd for listener ln; closes fd on failure. */
 void conn_new(struct weft_listener *ln, int fd);

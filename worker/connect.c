@@ -52,6 +52,7 @@ static void req_fail(struct connect_req *req, const char *err)
     void *arg = req->failed_arg;
 
     req_free(req);
+    stats_add(worker_self->out_stats, STAT_connect_failures, 1);
     if (failed != NULL)
         failed(arg, err);
 }

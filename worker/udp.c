@@ -79,11 +79,14 @@ void udp_cb(struct ev_loop *loop, ev_io *io, int revents)
                           ln->conf->name, strerror(errno));
             continue;
         }
-        for (int i = 0; i < n; i++)
+        stats_add(ln->stats, STAT_datagrams_in, (uint64_t)n);
+        for (int i = 0; i < n; i++) {
+            stats_add(ln->stats, STAT_bytes_in, b->msg[i].msg_len);
             p->datagram_received(&ln->udp, b->iov[i].iov_base,
                                  b->msg[i].msg_len,
                                  (const struct sockaddr *)&b->from[i],
                                  b->msg[i].msg_hdr.msg_namelen);
+        }
         if (n < UDP_BATCH)
             return; /* the queue is empty: skip the EAGAIN call */
     }
@@ -94,7 +97,11 @@ int weft_udp_send(struct weft_udp *u, const void *data, size_t len,
 {
     ssize_t n = sendto(u->fd, data, len, MSG_NOSIGNAL, to, tolen);
 
-    return n == -1 ? -1 : 0;
+    if (n == -1)
+        return -1;
+    stats_add(u->ln->stats, STAT_datagrams_out, 1);
+    stats_add(u->ln->stats, STAT_bytes_out, (uint64_t)n);
+    return 0;
 }
 
 struct weft_listener *weft_udp_listener(const struct weft_udp *u)

@@ -30,6 +30,18 @@ static void worker_pin(int slot, int cpu)
                  cpu, strerror(errno));
 }
 
+/* Tell the supervisor the loop still turns. */
+static void worker_heartbeat_cb(struct ev_loop *loop, ev_timer *t,
+                                int revents)
+{
+    struct worker *w = container_of(t, struct worker, heartbeat);
+
+    (void)loop;
+    (void)revents;
+    atomic_store_explicit(&w->stats->heartbeat_ms, stats_now_ms(true),
+                          memory_order_relaxed);
+}
+
 /* SIGTERM: stop accepting, close every connection, leave the loop. */
 static void worker_sigterm_cb(struct ev_loop *loop, ev_signal *s, int revents)
 {
@@ -55,6 +67,7 @@ static int worker_listen(struct worker *w, const struct worker_spec *spec)
         struct weft_listener *ln = &w->listeners[i];
         ln->w = w;
         ln->conf = &cfg->listeners[i];
+        ln->stats = &w->stats->row[i];
         ln->udp.fd = spec->fds[i];
         ln->udp.ln = ln;
         bool udp = ln->conf->addr.kind == ADDR_UDP;
@@ -95,6 +108,7 @@ static void worker_cleanup(struct worker *w)
         close(ln->io.fd);
     }
     ev_timer_stop(w->loop, &w->accept_retry);
+    ev_timer_stop(w->loop, &w->heartbeat);
     ev_prepare_stop(w->loop, &w->settle_w);
     ev_signal_stop(w->loop, &w->sigterm);
     free(w->listeners);
@@ -113,6 +127,9 @@ void worker_main(const struct worker_spec *spec)
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     w.loop = ev_loop_new(EVFLAG_AUTO);
+    w.stats = spec->stats;
+    w.out_stats = &w.stats->row[STATS_ROW_OUTGOING];
+    atomic_store(&w.stats->pid, (int32_t)getpid());
     w.rbuf_size = WORKER_RBUF_SIZE;
     w.rbuf = malloc(w.rbuf_size);
     if (w.loop == NULL || w.rbuf == NULL)
@@ -131,6 +148,10 @@ void worker_main(const struct worker_spec *spec)
         worker_cleanup(&w);
         exit(1);
     }
+    ev_timer_init(&w.heartbeat, worker_heartbeat_cb, 1.0, 1.0);
+    ev_timer_start(w.loop, &w.heartbeat);
+    worker_heartbeat_cb(w.loop, &w.heartbeat, 0);
+    atomic_store(&w.stats->state, WORKER_RUNNING);
     log_info("%s: worker %d serving %zu listeners", __func__, spec->slot,
              w.nlisteners);
     ev_run(w.loop, 0);
@@ -162,6 +183,16 @@ const char *weft_listener_name(const struct weft_listener *l)
 unsigned weft_listener_idle_timeout(const struct weft_listener *l)
 {
     return (unsigned)l->conf->idle_timeout;
+}
+
+void weft_count(struct weft_listener *l, enum weft_counter what,
+                unsigned long n)
+{
+    struct stats_row *r = l ? l->stats : worker_self->out_stats;
+
+    stats_add(r, what == WEFT_COUNT_REQUESTS ? STAT_requests
+                                             : STAT_protocol_errors,
+              n);
 }
 
 int weft_worker_slot(void)

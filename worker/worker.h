@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "shared/conf.h"
+#include "shared/stats.h"
 #include "weft/weft.h"
 
 /* What the supervisor hands a new worker. */
@@ -20,6 +21,7 @@ struct worker_spec {
     int slot;
     int cpu;        /* CPU to pin to, or -1 */
     const int *fds; /* this slot's socket for each listener, in config order */
+    struct stats_block *stats; /* this worker's block in shared memory */
 };
 
 void worker_main(const struct worker_spec *spec) __attribute__((noreturn));
@@ -36,6 +38,7 @@ struct weft_listener {
     struct worker *w;
     const struct listener_conf *conf;
     void *data; /* the protocol's per-worker state */
+    struct stats_row *stats; /* this listener's row of the worker's block */
     ev_io io;
     int nconns;
     bool full;    /* stopped at max_connections */
@@ -65,6 +68,9 @@ struct worker {
     size_t rbuf_size;
     struct udp_batch *udp; /* receive area of the UDP listeners, or NULL */
     struct resolver *resolver; /* started at the first name to resolve */
+    struct stats_block *stats;
+    struct stats_row *out_stats; /* row of outgoing connections */
+    ev_timer heartbeat;
     ev_timer accept_retry;
     bool accept_blocked; /* out of descriptors: accepting is paused */
     bool accept_logged;

@@ -198,6 +198,19 @@ unsigned weft_listener_idle_timeout(const struct weft_listener *l);
 /* The slot of the worker running this code, 0..workers-1. */
 int weft_worker_slot(void);
 
+/* What a protocol counts in weftd's stats, beside what weft counts. */
+enum weft_counter {
+    WEFT_COUNT_REQUESTS, /* requests or messages handled */
+    WEFT_COUNT_ERRORS    /* protocol errors (bad input from a peer) */
+};
+
+/*
+ * Add n to a counter of listener l (NULL: the worker's outgoing
+ * connections). Cheap: no system call, no lock.
+ */
+void weft_count(struct weft_listener *l, enum weft_counter what,
+                unsigned long n);
+
 /* ---- Logging ----------------------------------------------------------- */
 
 enum weft_log_level {

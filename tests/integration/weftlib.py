@@ -491,9 +491,12 @@ def run_weftd(args, tmpdir, timeout=60.0, name="run"):
     inst.stdout_path = out_path
     _INSTANCES.append(inst)
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        # cwd: the default control socket "weft.sock" of each weftd lands
+        # in its own temp dir, never shared with a parallel test.
         inst.proc = subprocess.Popen([weftd_path()] + list(args),
                                      stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=err, start_new_session=True)
+                                     stderr=err, start_new_session=True,
+                                     cwd=tmpdir)
         inst.pid = inst.proc.pid
         inst.seen.add(inst.pid)
         try:
@@ -553,7 +556,8 @@ class Weftd:
                 open(self.stdout_path, "wb") as out:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=err,
-                                         start_new_session=True)
+                                         start_new_session=True,
+                                         cwd=self.tmpdir)
         self.pid = self.proc.pid
         self.seen.add(self.pid)
         return self

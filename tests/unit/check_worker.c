@@ -19,6 +19,7 @@
 #include "tests/unit/check_run.h"
 
 static struct worker w;
+static struct stats_block wblock; /* stands in for the shared region */
 static struct listener_conf lconf;
 static struct weft_listener ln;
 static struct weft_conn *conn; /* the connection under test */
@@ -109,6 +110,9 @@ static void setup(void)
     LIST_INIT(&w.reconnectors);
     ev_prepare_init(&w.settle_w, conn_settle_cb);
     worker_self = &w;
+    memset(&wblock, 0, sizeof(wblock));
+    w.stats = &wblock;
+    w.out_stats = &wblock.row[STATS_ROW_OUTGOING];
     memset(&lconf, 0, sizeof(lconf));
     strcpy(lconf.name, "test");
     lconf.proto = &test_proto;
@@ -118,6 +122,7 @@ static void setup(void)
     memset(&ln, 0, sizeof(ln));
     ln.w = &w;
     ln.conf = &lconf;
+    ln.stats = &wblock.row[0];
     writable_calls = lost_calls = eof_calls = 0;
     seen_len = 0;
     conn = NULL;
@@ -275,6 +280,7 @@ START_TEST(test_writev_sendfile_order)
     ck_assert(memcmp(got + 5, file + 10, sizeof(file) - 10) == 0);
     ck_assert(memcmp(got + want - 3, "END", 3) == 0);
     ck_assert_int_eq(lost_calls, 0);
+    ck_assert_uint_eq(wblock.row[0].v[STAT_bytes_out], want);
 }
 END_TEST
 
@@ -332,6 +338,9 @@ START_TEST(test_unconsumed_kept)
     spin(seen_two_calls); /* stops after the first call: one '|' */
     ck_assert_int_eq(write(peer, "kl", 2), 2);
     spin(seen_two_calls);
+    ck_assert_uint_eq(wblock.row[0].v[STAT_bytes_in], 12);
+    ck_assert_uint_eq(wblock.row[0].v[STAT_connections_accepted], 1);
+    ck_assert_uint_eq(wblock.row[0].v[STAT_connections_active], 1);
     /* First call: all 10; 8 consumed; second: "ij" kept, then "kl". */
     ck_assert_msg(seen_len == 16, "seen: %.*s", (int)seen_len, seen);
     ck_assert(memcmp(seen, "abcdefghij|ijkl|", 16) == 0);
@@ -375,6 +384,7 @@ START_TEST(test_idle_timeout)
         ev_run(w.loop, EVRUN_ONCE);
     ck_assert_int_eq(lost_calls, 1);
     ck_assert_int_eq(lost_why, WEFT_CLOSE_TIMEOUT);
+    ck_assert_uint_eq(wblock.row[0].v[STAT_connections_timed_out], 1);
     lconf.idle_timeout = 0;
 }
 END_TEST
@@ -542,6 +552,8 @@ START_TEST(test_connect_refused)
     ck_assert_int_eq(client_failed, 1);
     ck_assert_int_eq(client_made, 0);
     ck_assert_str_eq(client_err, strerror(ECONNREFUSED));
+    ck_assert_uint_eq(wblock.row[STATS_ROW_OUTGOING].v[STAT_connect_failures],
+                      1);
 }
 END_TEST
 

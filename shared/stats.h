@@ -1,0 +1,159 @@
+/*
+ * Runtime statistics in shared memory.
+ *
+ * One region, created by the supervisor before it forks (a memfd, so an
+ * upgraded binary can map it again), holds a header, the retired totals
+ * and a pool of blocks. Each live worker process owns one block and is its
+ * only writer: single-writer counters, updated with a relaxed load and
+ * store (no lock prefix, no lock). The supervisor is the only reader of
+ * live blocks and the only writer of everything else.
+ *
+ * Counters are kept per (block, listener). When a worker exits, the
+ * supervisor folds its block into the retired counts of its slot before
+ * the block is reused, so no total ever goes backwards. Gauges (open
+ * connections) are per process and go with it.
+ *
+ * Every field is declared once, in STATS_FIELDS, and expanded for the
+ * struct, the sums, JSON and Prometheus.
+ */
+#ifndef WEFT_SHARED_STATS_H
+#define WEFT_SHARED_STATS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * X(name, kind, help): kind is COUNTER (monotonic, "_total" in
+ * Prometheus) or GAUGE (a level, dropped with its process).
+ */
+#define STATS_FIELDS(X)                                                      \
+    X(connections_accepted, COUNTER, "Connections accepted")                 \
+    X(connections_closed, COUNTER, "Connections closed, for any reason")    \
+    X(connections_aborted, COUNTER,                                          \
+      "Connections aborted by a limit (output queue, unparsed input)")       \
+    X(connections_timed_out, COUNTER, "Connections closed by idle timeout") \
+    X(connections_active, GAUGE, "Connections open now")                     \
+    X(bytes_in, COUNTER, "Bytes received on connections")                    \
+    X(bytes_out, COUNTER, "Bytes sent on connections")                       \
+    X(datagrams_in, COUNTER, "Datagrams received")                           \
+    X(datagrams_out, COUNTER, "Datagrams sent")                              \
+    X(requests, COUNTER, "Requests or messages handled by protocols")        \
+    X(protocol_errors, COUNTER, "Protocol errors")                           \
+    X(connect_failures, COUNTER, "Outgoing connection attempts that failed")
+
+enum stats_field {
+#define STATS_ENUM(name, kind, help) STAT_##name,
+    STATS_FIELDS(STATS_ENUM)
+#undef STATS_ENUM
+        STATS_NFIELDS
+};
+
+enum stats_kind { STATS_COUNTER, STATS_GAUGE };
+
+/* Name, kind and help of each field, in enum order. */
+struct stats_field_info {
+    const char *name;
+    enum stats_kind kind;
+    const char *help;
+};
+extern const struct stats_field_info stats_fields[STATS_NFIELDS];
+
+/* Listeners counted per block; one more row for outgoing connections. */
+#define STATS_MAX_LISTENERS 64
+#define STATS_ROW_OUTGOING STATS_MAX_LISTENERS
+#define STATS_ROWS (STATS_MAX_LISTENERS + 1)
+/* Blocks: two per slot, for a slot's old and new worker during a reload. */
+#define STATS_MAX_SLOTS 256
+#define STATS_BLOCKS (2 * STATS_MAX_SLOTS)
+
+#define STATS_MAGIC 0x54464557u /* "WEFT" */
+#define STATS_LAYOUT_VERSION 1
+
+/* One row of counters, written by one process. */
+struct stats_row {
+    _Atomic uint64_t v[STATS_NFIELDS];
+};
+
+/* Plain counts, for sums and rendering. */
+struct stats_counts {
+    uint64_t v[STATS_NFIELDS];
+};
+
+enum worker_state {
+    WORKER_FREE = 0, /* block unused */
+    WORKER_STARTING,
+    WORKER_RUNNING,
+    WORKER_DRAINING
+};
+
+/* One worker process's block; cache-line aligned, single writer. */
+struct stats_block {
+    _Atomic int32_t state; /* enum worker_state */
+    int32_t slot;
+    _Atomic int32_t pid;
+    uint32_t generation;
+    int64_t started_ms;            /* CLOCK_REALTIME ms, by the supervisor */
+    _Atomic int64_t heartbeat_ms;  /* CLOCK_MONOTONIC ms, by the worker */
+    struct stats_row row[STATS_ROWS];
+} __attribute__((aligned(64)));
+
+struct stats_header {
+    uint32_t magic;
+    uint32_t layout_version;
+    int32_t supervisor_pid;
+    uint32_t generation;
+    int64_t started_ms; /* CLOCK_REALTIME ms */
+    uint32_t workers;   /* slots in use */
+    uint32_t nlisteners;
+    char listener[STATS_MAX_LISTENERS][64]; /* names, by row */
+} __attribute__((aligned(64)));
+
+/* The whole region. Untouched pages of the pools cost no memory. */
+struct stats_shm {
+    struct stats_header h;
+    struct stats_counts retired[STATS_MAX_SLOTS][STATS_ROWS];
+    struct stats_block block[STATS_BLOCKS];
+};
+
+/* Add n to field f of row r: the block's own process only. */
+static inline void stats_add(struct stats_row *r, enum stats_field f,
+                             uint64_t n)
+{
+    uint64_t v = atomic_load_explicit(&r->v[f], memory_order_relaxed);
+    atomic_store_explicit(&r->v[f], v + n, memory_order_relaxed);
+}
+
+static inline void stats_sub(struct stats_row *r, enum stats_field f,
+                             uint64_t n)
+{
+    uint64_t v = atomic_load_explicit(&r->v[f], memory_order_relaxed);
+    atomic_store_explicit(&r->v[f], v - n, memory_order_relaxed);
+}
+
+/* Milliseconds of CLOCK_REALTIME or CLOCK_MONOTONIC. */
+int64_t stats_now_ms(bool monotonic);
+
+/* Create and map the region (memfd); NULL with errno on failure. */
+struct stats_shm *stats_shm_create(void);
+
+/* A free block, marked starting for slot; -1 when none is free. */
+int stats_block_claim(struct stats_shm *s, int slot, pid_t pid,
+                      uint32_t generation);
+
+/*
+ * The worker in block b has exited: fold its counters into the retired
+ * counts of its slot (gauges are dropped) and free the block.
+ */
+void stats_block_retire(struct stats_shm *s, int b);
+
+/* Read row r of block b into out (counters and gauges). */
+void stats_row_read(const struct stats_row *r, struct stats_counts *out);
+
+/* a += b, field by field; gauges too when with_gauges. */
+void stats_counts_add(struct stats_counts *a, const struct stats_counts *b,
+                      bool with_gauges);
+
+#endif

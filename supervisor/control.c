@@ -1,0 +1,555 @@
+/*
+ * The control socket, and the admin HTTP listener for /metrics, served by
+ * the supervisor's loop: one request line in, one response out, then the
+ * connection closes. Clients never block the loop: every socket is
+ * non-blocking, a request is at most CTL_LINE_MAX bytes, and a client that
+ * says nothing for CTL_TIMEOUT_S is answered with an error and closed.
+ */
+#include "supervisor/control.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "shared/log.h"
+#include "shared/strbuf.h"
+#include "shared/util.h"
+#include "supervisor/render.h"
+#include "supervisor/stats_read.h"
+
+#define CTL_TIMEOUT_S 5.0
+/* Clients served at once; more wait in the listen queue. */
+#define CTL_CLIENTS_MAX 64
+
+struct control;
+
+struct ctl_client {
+    LIST_ENTRY(ctl_client) link;
+    struct control *ctl;
+    ev_io io;
+    ev_timer timer;
+    bool http;
+    bool answered; /* reading is over: writing out */
+    char in[CTL_LINE_MAX + 1];
+    size_t inlen;
+    struct strbuf out;
+    size_t sent;
+};
+
+struct control {
+    struct supervisor *sup;
+    int fd;
+    ev_io io;
+    int admin_fd;
+    ev_io admin_io;
+    LIST_HEAD(, ctl_client) clients;
+    int nclients;
+    char *path;
+};
+
+static void cmd_ping(struct control *ctl, struct strbuf *out);
+static void cmd_version(struct control *ctl, struct strbuf *out);
+static void cmd_help(struct control *ctl, struct strbuf *out);
+static void cmd_stats(struct control *ctl, struct strbuf *out);
+static void cmd_workers(struct control *ctl, struct strbuf *out);
+static void cmd_metrics(struct control *ctl, struct strbuf *out);
+static void cmd_reload(struct control *ctl, struct strbuf *out);
+static void cmd_stop(struct control *ctl, struct strbuf *out);
+
+/* The commands, in one place; help is generated from this table. */
+static const struct ctl_cmd {
+    const char *name;
+    const char *help;
+    void (*run)(struct control *ctl, struct strbuf *out);
+} ctl_cmds[] = {
+    { "ping", "check that weftd answers", cmd_ping },
+    { "version", "weftd's version", cmd_version },
+    { "help", "this list", cmd_help },
+    { "stats", "totals, per listener and per worker (JSON)", cmd_stats },
+    { "workers", "the workers, one entry each (JSON)", cmd_workers },
+    { "metrics", "Prometheus text exposition", cmd_metrics },
+    { "reload", "load the configuration again", cmd_reload },
+    { "stop", "stop weftd gracefully", cmd_stop },
+};
+
+const char *ctl_parse(const char *buf, size_t len, char *name, size_t size)
+{
+    const char *nl = memchr(buf, '\n', len);
+
+    if (nl == NULL)
+        return len > CTL_LINE_MAX ? "line too long" : NULL;
+    len = (size_t)(nl - buf);
+    if (len > CTL_LINE_MAX)
+        return "line too long";
+    /* Trim blanks and a CR around the command. */
+    while (len > 0 && (buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
+                       buf[len - 1] == '\t'))
+        len--;
+    while (len > 0 && (*buf == ' ' || *buf == '\t')) {
+        buf++;
+        len--;
+    }
+    if (len == 0)
+        return "empty command";
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] < 'a' || buf[i] > 'z')
+            return "unknown command";
+    if (len >= size)
+        return "unknown command";
+    memcpy(name, buf, len);
+    name[len] = '\0';
+    for (size_t i = 0; i < countof(ctl_cmds); i++)
+        if (strcmp(ctl_cmds[i].name, name) == 0)
+            return "";
+    return "unknown command";
+}
+
+static void cmd_ping(struct control *ctl, struct strbuf *out)
+{
+    (void)ctl;
+    strbuf_puts(out, "{\"ok\": true}\n");
+}
+
+static void cmd_version(struct control *ctl, struct strbuf *out)
+{
+    (void)ctl;
+    strbuf_puts(out, "{\"ok\": true, \"version\": ");
+    strbuf_json_string(out, PACKAGE_VERSION);
+    strbuf_puts(out, "}\n");
+}
+
+static void cmd_help(struct control *ctl, struct strbuf *out)
+{
+    (void)ctl;
+    strbuf_puts(out, "{\"ok\": true, \"commands\": [");
+    for (size_t i = 0; i < countof(ctl_cmds); i++) {
+        strbuf_puts(out, i ? ", {\"name\": " : "{\"name\": ");
+        strbuf_json_string(out, ctl_cmds[i].name);
+        strbuf_puts(out, ", \"help\": ");
+        strbuf_json_string(out, ctl_cmds[i].help);
+        strbuf_puts(out, "}");
+    }
+    strbuf_puts(out, "]}\n");
+}
+
+/* Take a snapshot and render it with fn, or answer an error. */
+static void render_with(struct control *ctl, struct strbuf *out,
+                        int (*fn)(const struct stats_snapshot *,
+                                  struct strbuf *))
+{
+    struct stats_snapshot s;
+
+    if (snapshot_take(ctl->sup, &s) == -1) {
+        render_error_json("out of memory", out);
+        return;
+    }
+    fn(&s, out);
+    snapshot_free(&s);
+}
+
+static void cmd_stats(struct control *ctl, struct strbuf *out)
+{
+    render_with(ctl, out, render_stats_json);
+}
+
+static void cmd_workers(struct control *ctl, struct strbuf *out)
+{
+    render_with(ctl, out, render_workers_json);
+}
+
+static void cmd_metrics(struct control *ctl, struct strbuf *out)
+{
+    render_with(ctl, out, render_prometheus);
+}
+
+static void cmd_reload(struct control *ctl, struct strbuf *out)
+{
+    (void)ctl;
+    render_error_json("reload is not implemented yet: restart weftd to "
+                      "apply a new configuration",
+                      out);
+}
+
+static void cmd_stop(struct control *ctl, struct strbuf *out)
+{
+    log_info("%s: stop requested on the control socket", __func__);
+    proc_stop(ctl->sup);
+    strbuf_puts(out, "{\"ok\": true}\n");
+}
+
+static void client_free(struct ctl_client *cl)
+{
+    struct ev_loop *loop = cl->ctl->sup->loop;
+
+    ev_io_stop(loop, &cl->io);
+    ev_timer_stop(loop, &cl->timer);
+    close(cl->io.fd);
+    strbuf_free(&cl->out);
+    LIST_REMOVE(cl, link);
+    cl->ctl->nclients--;
+    free(cl);
+}
+
+/* Switch cl to writing its response. */
+static void client_answer(struct ctl_client *cl)
+{
+    struct ev_loop *loop = cl->ctl->sup->loop;
+
+    cl->answered = true;
+    ev_io_stop(loop, &cl->io);
+    ev_io_set(&cl->io, cl->io.fd, EV_WRITE);
+    ev_io_start(loop, &cl->io);
+    ev_timer_stop(loop, &cl->timer);
+    ev_timer_set(&cl->timer, CTL_TIMEOUT_S, 0);
+    ev_timer_start(loop, &cl->timer); /* a client that never reads */
+}
+
+/* An HTTP response around body (already in cl->out for 200). */
+static void http_respond(struct ctl_client *cl, int status, const char *why,
+                         struct strbuf *body)
+{
+    strbuf_printf(&cl->out,
+                  "HTTP/1.1 %d %s\r\n"
+                  "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                  "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                  status, why, body->len);
+    strbuf_add(&cl->out, body->data, body->len);
+}
+
+/* "GET /metrics HTTP/1.x": the only request the admin listener serves. */
+static void http_dispatch(struct ctl_client *cl)
+{
+    struct strbuf body = { 0 };
+    const char *sp = memchr(cl->in, ' ', cl->inlen);
+
+    if (sp == NULL || memchr(cl->in, '\n', cl->inlen) == NULL) {
+        strbuf_puts(&body, "bad request\n");
+        http_respond(cl, 400, "Bad Request", &body);
+    } else if (sp - cl->in != 3 || memcmp(cl->in, "GET", 3) != 0) {
+        strbuf_puts(&body, "only GET\n");
+        http_respond(cl, 405, "Method Not Allowed", &body);
+    } else if (strncmp(sp + 1, "/metrics ", 9) != 0 &&
+               strncmp(sp + 1, "/metrics?", 9) != 0) {
+        strbuf_puts(&body, "not found: try /metrics\n");
+        http_respond(cl, 404, "Not Found", &body);
+    } else {
+        cmd_metrics(cl->ctl, &body);
+        http_respond(cl, 200, "OK", &body);
+    }
+    strbuf_free(&body);
+}
+
+/* A complete request line (or an error) is in: build the response. */
+static void client_dispatch(struct ctl_client *cl, const char *err)
+{
+    char name[32];
+
+    if (cl->http) {
+        http_dispatch(cl);
+    } else if (err == NULL) {
+        err = ctl_parse(cl->in, cl->inlen, name, sizeof(name));
+        if (err != NULL && *err == '\0') {
+            for (size_t i = 0; i < countof(ctl_cmds); i++)
+                if (strcmp(ctl_cmds[i].name, name) == 0)
+                    ctl_cmds[i].run(cl->ctl, &cl->out);
+        } else {
+            render_error_json(err ? err : "no command", &cl->out);
+        }
+    } else {
+        render_error_json(err, &cl->out);
+    }
+    client_answer(cl);
+}
+
+/*
+ * Has the request ended: a line, or for HTTP the empty line after the
+ * headers? cl->in is kept NUL-terminated by client_read.
+ */
+static bool request_complete(const struct ctl_client *cl)
+{
+    if (!cl->http)
+        return memchr(cl->in, '\n', cl->inlen) != NULL;
+    return strstr(cl->in, "\r\n\r\n") != NULL ||
+           strstr(cl->in, "\n\n") != NULL;
+}
+
+static void client_read(struct ctl_client *cl)
+{
+    ssize_t n = read(cl->io.fd, cl->in + cl->inlen,
+                     sizeof(cl->in) - 1 - cl->inlen);
+
+    if (n == -1) {
+        if (errno != EAGAIN && errno != EINTR)
+            client_free(cl);
+        return;
+    }
+    if (n == 0) {
+        client_free(cl); /* gone before asking anything */
+        return;
+    }
+    cl->inlen += (size_t)n;
+    cl->in[cl->inlen] = '\0';
+    if (request_complete(cl))
+        client_dispatch(cl, NULL);
+    else if (cl->inlen >= sizeof(cl->in) - 1)
+        client_dispatch(cl, "line too long");
+}
+
+static void client_write(struct ctl_client *cl)
+{
+    if (cl->out.failed) {
+        client_free(cl);
+        return;
+    }
+    ssize_t n = send(cl->io.fd, cl->out.data + cl->sent,
+                     cl->out.len - cl->sent, MSG_NOSIGNAL);
+    if (n == -1) {
+        if (errno != EAGAIN && errno != EINTR)
+            client_free(cl);
+        return;
+    }
+    cl->sent += (size_t)n;
+    if (cl->sent == cl->out.len)
+        client_free(cl);
+}
+
+static void client_io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct ctl_client *cl = container_of(io, struct ctl_client, io);
+
+    (void)loop;
+    (void)revents;
+    if (cl->answered)
+        client_write(cl);
+    else
+        client_read(cl);
+}
+
+static void client_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct ctl_client *cl = container_of(t, struct ctl_client, timer);
+
+    (void)loop;
+    (void)revents;
+    if (cl->answered)
+        client_free(cl); /* it does not read its answer */
+    else if (cl->http)
+        client_free(cl);
+    else
+        client_dispatch(cl, "timeout: no command within 5 s");
+}
+
+/* Only root, our own uid, or the configured group may talk to us. */
+static bool peer_allowed(const struct control *ctl, int fd)
+{
+    const struct control_conf *cc = &ctl->sup->cfg->control;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1)
+        return false;
+    return cred.uid == 0 || cred.uid == geteuid() ||
+           (cc->has_group && cred.gid == (gid_t)cc->gid);
+}
+
+static void client_new(struct control *ctl, int fd, bool http)
+{
+    struct ctl_client *cl = calloc(1, sizeof(*cl));
+
+    if (cl == NULL) {
+        close(fd);
+        return;
+    }
+    cl->ctl = ctl;
+    cl->http = http;
+    LIST_INSERT_HEAD(&ctl->clients, cl, link);
+    ctl->nclients++;
+    ev_io_init(&cl->io, client_io_cb, fd, EV_READ);
+    ev_timer_init(&cl->timer, client_timer_cb, CTL_TIMEOUT_S, 0);
+    if (!http && !peer_allowed(ctl, fd)) {
+        client_dispatch(cl, "permission denied");
+        return;
+    }
+    ev_io_start(ctl->sup->loop, &cl->io);
+    ev_timer_start(ctl->sup->loop, &cl->timer);
+}
+
+/* Accept what is queued on a control or admin socket. */
+static void accept_clients(struct control *ctl, int lfd, bool http)
+{
+    while (ctl->nclients < CTL_CLIENTS_MAX) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                log_warn("%s: accept: %s", __func__, strerror(errno));
+            return;
+        }
+        client_new(ctl, fd, http);
+    }
+}
+
+static void ctl_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct control *ctl = container_of(io, struct control, io);
+
+    (void)loop;
+    (void)revents;
+    accept_clients(ctl, io->fd, false);
+}
+
+static void admin_accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct control *ctl = container_of(io, struct control, admin_io);
+
+    (void)loop;
+    (void)revents;
+    accept_clients(ctl, io->fd, true);
+}
+
+/*
+ * Is a weftd answering on path? A file nobody listens on is a leftover
+ * of a weftd that died: it may be replaced.
+ */
+static bool socket_live(const char *path)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool live;
+
+    if (fd == -1)
+        return false;
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+    live = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+    close(fd);
+    return live;
+}
+
+/* Bind the UNIX control socket with its mode; -1 with a message. */
+static int control_listen(const struct control_conf *cc, char *err,
+                          size_t errlen)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    struct stat st;
+    int fd;
+
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", cc->path);
+    if (lstat(cc->path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "control socket %s: exists and is not a "
+                     "socket", cc->path);
+            return -1;
+        }
+        if (socket_live(cc->path)) {
+            snprintf(err, errlen, "control socket %s: another weftd is "
+                     "running and answering on it", cc->path);
+            return -1;
+        }
+        unlink(cc->path); /* stale: its weftd is gone */
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1 ||
+        chmod(cc->path, (mode_t)cc->mode) == -1 ||
+        (cc->has_group && chown(cc->path, (uid_t)-1, (gid_t)cc->gid) == -1) ||
+        listen(fd, 64) == -1) {
+        snprintf(err, errlen, "control socket %s: %s", cc->path,
+                 strerror(errno));
+        if (fd != -1)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Bind the admin HTTP listener; -1 with a message. */
+static int admin_listen(const struct addr *a, char *err, size_t errlen)
+{
+    char s[ADDR_STRLEN];
+    int one = 1;
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+                                         SOCK_CLOEXEC, 0);
+
+    if (fd == -1 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+        bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1 ||
+        listen(fd, 64) == -1) {
+        snprintf(err, errlen, "admin listener %s: %s",
+                 addr_format(a, s, sizeof(s)), strerror(errno));
+        if (fd != -1)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+struct control *control_open(struct supervisor *sup, char *err,
+                             size_t errlen)
+{
+    const struct control_conf *cc = &sup->cfg->control;
+    struct control *ctl = calloc(1, sizeof(*ctl));
+
+    if (ctl == NULL || (ctl->path = strdup(cc->path)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        free(ctl);
+        return NULL;
+    }
+    ctl->sup = sup;
+    ctl->admin_fd = -1;
+    LIST_INIT(&ctl->clients);
+    ctl->fd = control_listen(cc, err, errlen);
+    if (ctl->fd == -1)
+        goto fail;
+    if (cc->has_admin &&
+        (ctl->admin_fd = admin_listen(&cc->admin, err, errlen)) == -1) {
+        close(ctl->fd);
+        unlink(ctl->path);
+        goto fail;
+    }
+    ev_io_init(&ctl->io, ctl_accept_cb, ctl->fd, EV_READ);
+    ev_io_start(sup->loop, &ctl->io);
+    if (ctl->admin_fd != -1) {
+        ev_io_init(&ctl->admin_io, admin_accept_cb, ctl->admin_fd, EV_READ);
+        ev_io_start(sup->loop, &ctl->admin_io);
+    }
+    return ctl;
+fail:
+    free(ctl->path);
+    free(ctl);
+    return NULL;
+}
+
+/* Stop watching and close every descriptor; unlink the socket if asked. */
+static void control_release(struct control *ctl, bool unlink_path)
+{
+    struct ev_loop *loop = ctl->sup->loop;
+
+    while (!LIST_EMPTY(&ctl->clients))
+        client_free(LIST_FIRST(&ctl->clients));
+    ev_io_stop(loop, &ctl->io);
+    close(ctl->fd);
+    if (ctl->admin_fd != -1) {
+        ev_io_stop(loop, &ctl->admin_io);
+        close(ctl->admin_fd);
+    }
+    if (unlink_path)
+        unlink(ctl->path);
+    free(ctl->path);
+    free(ctl);
+}
+
+void control_close(struct control *ctl)
+{
+    if (ctl != NULL)
+        control_release(ctl, true);
+}
+
+void control_forget(struct control *ctl)
+{
+    if (ctl != NULL)
+        control_release(ctl, false);
+}
