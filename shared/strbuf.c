@@ -87,7 +87,7 @@ fail:
 static void strbuf_json_escape(struct strbuf *b, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
-    char e[6] = { '\\', (char)c, '0', '0', hex[c >> 4], hex[c & 15] };
+    char e[6] = {'\\', (char)c, '0', '0', hex[c >> 4], hex[c & 15]};
     size_t n = 2;
 
     if (c == '\n')

@@ -7,8 +7,9 @@
 
 /* The counts `weftctl workers` shows beside each worker. */
 static const enum stats_field worker_brief[] = {
-    STAT_connections_active, STAT_connections_accepted, STAT_bytes_in,
-    STAT_bytes_out,          STAT_requests,
+    STAT_connections_active, STAT_connections_accepted,
+    STAT_bytes_in,           STAT_bytes_out,
+    STAT_requests,
 };
 
 /* A duration for output: negative or NaN (never expected) reads as 0. */
@@ -87,12 +88,11 @@ int render_stats_json(const struct stats_snapshot *s, struct strbuf *out)
 {
     strbuf_puts(out, "{\"ok\": true, \"version\": ");
     strbuf_json_string(out, s->version);
-    strbuf_printf(out,
-                  ", \"pid\": %ld, \"uptime_s\": %" PRId64
-                  ", \"generation\": %" PRIu32
-                  ", \"workers_configured\": %d, \"totals\": {",
-                  (long)s->pid, whole_seconds(s->uptime_s), s->generation,
-                  s->nslots);
+    strbuf_printf(
+        out,
+        ", \"pid\": %ld, \"uptime_s\": %" PRId64 ", \"generation\": %" PRIu32
+        ", \"workers_configured\": %d, \"totals\": {",
+        (long)s->pid, whole_seconds(s->uptime_s), s->generation, s->nslots);
     json_counts(out, &s->totals);
     strbuf_puts(out, "}, ");
     json_listeners(out, s);
@@ -104,8 +104,9 @@ int render_stats_json(const struct stats_snapshot *s, struct strbuf *out)
 
 int render_workers_json(const struct stats_snapshot *s, struct strbuf *out)
 {
-    strbuf_printf(out, "{\"ok\": true, \"generation\": %" PRIu32
-                  ", \"workers\": [", s->generation);
+    strbuf_printf(out,
+                  "{\"ok\": true, \"generation\": %" PRIu32 ", \"workers\": [",
+                  s->generation);
     for (size_t i = 0; i < s->nworkers; i++) {
         const struct snap_worker *w = &s->workers[i];
         strbuf_puts(out, i ? ", {" : "{");
@@ -158,8 +159,7 @@ static void prom_escape(struct strbuf *out, const char *s, bool quoted)
 
 /* The HELP and TYPE lines of metric weft_<name><suffix>. */
 static void prom_family(struct strbuf *out, const char *name,
-                        const char *suffix, const char *type,
-                        const char *help)
+                        const char *suffix, const char *type, const char *help)
 {
     strbuf_printf(out, "# HELP weft_%s%s ", name, suffix);
     prom_escape(out, help, false);
@@ -222,8 +222,7 @@ static void prom_field(struct strbuf *out, const struct stats_snapshot *s,
     bool counter = fi->kind == STATS_COUNTER;
     const char *suffix = counter ? "_total" : "";
 
-    prom_family(out, fi->name, suffix, counter ? "counter" : "gauge",
-                fi->help);
+    prom_family(out, fi->name, suffix, counter ? "counter" : "gauge", fi->help);
     for (size_t i = 0; i < s->nseries; i++) {
         const struct snap_series *se = &s->series[i];
         strbuf_printf(out, "weft_%s%s{listener=\"", fi->name, suffix);

@@ -1,0 +1,792 @@
+/*
+ * Unit tests for shared/strbuf.c and supervisor/render.c: exact output for
+ * small snapshots, escaping, every stats field present, and structural
+ * checks of the JSON and Prometheus text produced.
+ *
+ * Set CHECK_RENDER_PROM or CHECK_RENDER_JSON to a file name to have
+ * test_dump write a sample exposition / stats reply there, for external
+ * validators (promtool check metrics, python3 -m json.tool).
+ */
+#include <check.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/strbuf.h"
+#include "supervisor/render.h"
+#include "tests/unit/check_run.h"
+
+/* The fields, expanded here on their own, to catch a table that drifts. */
+static const char *const field_names[] = {
+#define FIELD_NAME(name, kind, help) #name,
+    STATS_FIELDS(FIELD_NAME)
+#undef FIELD_NAME
+};
+static const char *const field_helps[] = {
+#define FIELD_HELP(name, kind, help) help,
+    STATS_FIELDS(FIELD_HELP)
+#undef FIELD_HELP
+};
+static const bool field_counter[] = {
+#define FIELD_COUNTER(name, kind, help) STATS_##kind == STATS_COUNTER,
+    STATS_FIELDS(FIELD_COUNTER)
+#undef FIELD_COUNTER
+};
+
+/* Occurrences of needle in hay, overlapping ones included. */
+static int count_str(const char *hay, const char *needle)
+{
+    int n = 0;
+
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+/* Distinct counts, so a field printed in the wrong place shows. */
+static void counts_fill(struct stats_counts *c, uint64_t base)
+{
+    for (int f = 0; f < STATS_NFIELDS; f++)
+        c->v[f] = base + (uint64_t)f;
+}
+
+/* `"name": n, ...` for every field, built from the local expansion. */
+static void counts_text(char *buf, size_t size, const struct stats_counts *c)
+{
+    size_t off = 0;
+
+    buf[0] = '\0';
+    for (int f = 0; f < STATS_NFIELDS; f++) {
+        off += (size_t)snprintf(buf + off, size - off, "%s\"%s\": %" PRIu64,
+                                f ? ", " : "", field_names[f], c->v[f]);
+        ck_assert_uint_lt(off, size);
+    }
+}
+
+/* A snapshot with two listeners, two workers and three series. */
+struct fixture {
+    struct stats_snapshot s;
+    struct snap_listener l[2];
+    struct snap_worker w[2];
+    struct snap_series se[3];
+};
+
+static void fixture_init(struct fixture *fx)
+{
+    memset(fx, 0, sizeof(*fx));
+    fx->s.version = "0.1.0";
+    fx->s.pid = 123;
+    fx->s.uptime_s = 42.7;
+    fx->s.generation = 1;
+    fx->s.nslots = 2;
+    counts_fill(&fx->s.totals, 1000);
+    fx->l[0].name = "echo";
+    counts_fill(&fx->l[0].c, 100);
+    fx->l[1].name = "chat";
+    counts_fill(&fx->l[1].c, 200);
+    fx->w[0] = (struct snap_worker){.slot = 0,
+                                    .pid = 124,
+                                    .generation = 1,
+                                    .state = "running",
+                                    .uptime_s = 41.99,
+                                    .heartbeat_age_ms = 1234};
+    counts_fill(&fx->w[0].c, 300);
+    fx->w[1] = (struct snap_worker){.slot = 1,
+                                    .pid = 125,
+                                    .generation = 1,
+                                    .state = "starting",
+                                    .uptime_s = 0.2,
+                                    .heartbeat_age_ms = -1,
+                                    .stalled = true};
+    counts_fill(&fx->w[1].c, 400);
+    fx->se[0] = (struct snap_series){.listener = "echo", .slot = 0};
+    counts_fill(&fx->se[0].c, 500);
+    fx->se[1] = (struct snap_series){.listener = "echo", .slot = 1};
+    counts_fill(&fx->se[1].c, 600);
+    fx->se[2] = (struct snap_series){.listener = "chat", .slot = 0};
+    counts_fill(&fx->se[2].c, 700);
+    fx->s.listeners = fx->l;
+    fx->s.nlisteners = 2;
+    fx->s.workers = fx->w;
+    fx->s.nworkers = 2;
+    fx->s.series = fx->se;
+    fx->s.nseries = 3;
+}
+
+/* The string escape at s (just after a backslash) is valid JSON. */
+static bool json_escape_ok(const char *s)
+{
+    if (*s == 'u') {
+        for (int k = 1; k <= 4; k++)
+            if (strchr("0123456789abcdefABCDEF", s[k]) == NULL || !s[k])
+                return false;
+        return true;
+    }
+    return *s != '\0' && strchr("\"\\/bfnrt", *s) != NULL;
+}
+
+/*
+ * A structural check of one JSON reply: a single line "{...}\n" whose
+ * braces and brackets nest and balance outside strings, with strings
+ * closed, free of raw control bytes and holding only valid escapes.
+ */
+static bool json_shape_ok(const char *s)
+{
+    char stack[32];
+    int depth = 0;
+    bool in_str = false;
+    size_t n = strlen(s);
+
+    if (n < 3 || s[0] != '{' || s[n - 1] != '\n')
+        return false;
+    for (size_t i = 0; i < n - 1; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20)
+            return false;
+        if (in_str) {
+            if (c == '"')
+                in_str = false;
+            else if (c == '\\') {
+                if (!json_escape_ok(s + i + 1))
+                    return false;
+                i += s[i + 1] == 'u' ? 5 : 1;
+            }
+        } else if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            if (depth == (int)sizeof(stack))
+                return false;
+            stack[depth++] = c == '{' ? '}' : ']';
+        } else if (c == '}' || c == ']') {
+            if (depth == 0 || stack[--depth] != c)
+                return false;
+            if (depth == 0 && i != n - 2)
+                return false; /* text after the top-level object */
+        }
+    }
+    return depth == 0 && !in_str;
+}
+
+/* What the Prometheus checker remembers between lines. */
+struct prom_state {
+    char help[128];   /* name of a HELP line whose TYPE is due */
+    char family[128]; /* name of the last TYPE: samples must match it */
+    char seen[64][128];
+    int nseen;
+};
+
+/* [a-zA-Z_:][a-zA-Z0-9_:]* for metrics; no ':' for labels. */
+static size_t prom_name_len(const char *s, bool metric)
+{
+    size_t i = 0;
+
+    for (;; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  c == '_' || (c == ':' && metric) ||
+                  (i > 0 && c >= '0' && c <= '9');
+        if (!ok)
+            return i;
+    }
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* "# HELP name text" or "# TYPE name type". */
+static void prom_check_comment(struct prom_state *st, const char *line)
+{
+    bool help = strncmp(line, "# HELP ", 7) == 0;
+    ck_assert_msg(help || strncmp(line, "# TYPE ", 7) == 0, "%s", line);
+    const char *name = line + 7;
+    size_t n = prom_name_len(name, true);
+    ck_assert_msg(n > 0 && n < 128 && name[n] == ' ', "%s", line);
+    const char *rest = name + n + 1;
+    char nm[128];
+    memcpy(nm, name, n);
+    nm[n] = '\0';
+    if (help) {
+        ck_assert_msg(st->help[0] == '\0', "HELP without TYPE: %s", st->help);
+        for (int i = 0; i < st->nseen; i++)
+            ck_assert_msg(strcmp(st->seen[i], nm) != 0, "again: %s", line);
+        ck_assert_msg(*rest != '\0', "%s", line);
+        strcpy(st->help, nm);
+        return;
+    }
+    ck_assert_msg(strcmp(st->help, nm) == 0, "TYPE without HELP: %s", line);
+    if (strcmp(rest, "counter") == 0)
+        ck_assert_msg(ends_with(nm, "_total"), "%s", line);
+    else
+        ck_assert_msg(strcmp(rest, "gauge") == 0 && !ends_with(nm, "_total"),
+                      "%s", line);
+    ck_assert_int_lt(st->nseen, 64);
+    strcpy(st->seen[st->nseen++], nm);
+    strcpy(st->family, nm);
+    st->help[0] = '\0';
+}
+
+/* {name="value",...}: returns what follows the closing brace. */
+static const char *prom_check_labels(const char *p, const char *line)
+{
+    ck_assert(*p == '{');
+    do {
+        p++;
+        size_t n = prom_name_len(p, false);
+        ck_assert_msg(n > 0 && p[n] == '=' && p[n + 1] == '"', "%s", line);
+        for (p += n + 2; *p != '"'; p++) {
+            ck_assert_msg(*p != '\0', "unclosed: %s", line);
+            if (*p == '\\') {
+                p++;
+                ck_assert_msg(*p == '\\' || *p == '"' || *p == 'n', "%s", line);
+            }
+        }
+        p++;
+    } while (*p == ',');
+    ck_assert_msg(*p == '}', "%s", line);
+    return p + 1;
+}
+
+/* name[{labels}] value, where name is the current family. */
+static void prom_check_sample(struct prom_state *st, const char *line)
+{
+    size_t n = prom_name_len(line, true);
+    ck_assert_msg(n > 0 && strlen(st->family) == n &&
+                      strncmp(line, st->family, n) == 0,
+                  "sample outside its family %s: %s", st->family, line);
+    const char *p = line + n;
+    if (*p == '{')
+        p = prom_check_labels(p, line);
+    ck_assert_msg(*p == ' ' && p[1] != '\0', "%s", line);
+    char *end;
+    strtod(p + 1, &end);
+    ck_assert_msg(*end == '\0', "bad value: %s", line);
+}
+
+/*
+ * Text format 0.0.4 as promtool sees it, for what we emit: HELP then
+ * TYPE once per name, samples grouped under their TYPE, valid names,
+ * counters and only counters named *_total, label escapes valid.
+ */
+static void prom_check(const char *text)
+{
+    struct prom_state st = {0};
+    char line[512];
+
+    ck_assert(text[0] != '\0' && text[strlen(text) - 1] == '\n');
+    for (const char *p = text; *p != '\0';) {
+        const char *nl = strchr(p, '\n');
+        size_t len = (size_t)(nl - p);
+        ck_assert_uint_lt(len, sizeof(line));
+        memcpy(line, p, len);
+        line[len] = '\0';
+        if (line[0] == '#')
+            prom_check_comment(&st, line);
+        else
+            prom_check_sample(&st, line);
+        p = nl + 1;
+    }
+    ck_assert_msg(st.help[0] == '\0', "HELP without TYPE: %s", st.help);
+}
+
+START_TEST(test_strbuf_basic)
+{
+    struct strbuf b = {0};
+    char big[3000];
+
+    strbuf_add(&b, "ab", 2);
+    strbuf_puts(&b, "cd");
+    strbuf_printf(&b, "-%d-%s-", 42, "x");
+    ck_assert_str_eq(b.data, "abcd-42-x-");
+    ck_assert_uint_eq(b.len, 10);
+    /* Longer than the room left: the second formatting pass. */
+    memset(big, 'z', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    strbuf_printf(&b, "[%s]", big);
+    ck_assert_uint_eq(b.len, 10 + 2 + sizeof(big) - 1);
+    ck_assert_int_eq(b.data[b.len], '\0');
+    ck_assert_int_eq(b.data[b.len - 1], ']');
+    for (int i = 0; i < 1000; i++)
+        strbuf_add(&b, "0123456789", 10);
+    ck_assert_uint_eq(b.len, 10 + 3001 + 10000);
+    ck_assert_uint_lt(b.len, b.cap);
+    ck_assert(!b.failed);
+    strbuf_free(&b);
+    ck_assert_ptr_null(b.data);
+    ck_assert_uint_eq(b.len, 0);
+    strbuf_add(&b, NULL, 0); /* nothing to add, nothing allocated */
+    ck_assert_ptr_null(b.data);
+}
+END_TEST
+
+START_TEST(test_strbuf_failed_sticky)
+{
+    struct strbuf b = {0};
+
+    strbuf_puts(&b, "kept");
+    b.failed = true;
+    strbuf_puts(&b, "lost");
+    strbuf_printf(&b, "%d", 1);
+    strbuf_json_string(&b, "x");
+    ck_assert_str_eq(b.data, "kept");
+    ck_assert_int_eq(render_error_json("e", &b), -1);
+    strbuf_free(&b);
+    ck_assert(!b.failed);
+}
+END_TEST
+
+START_TEST(test_strbuf_json_string)
+{
+    struct strbuf b = {0};
+
+    strbuf_json_string(&b, "plain");
+    strbuf_json_string(&b, "");
+    strbuf_json_string(&b, NULL);
+    ck_assert_str_eq(b.data, "\"plain\"\"\"\"\"");
+    b.len = 0;
+    strbuf_json_string(&b, "q\"b\\n\nt\tc\x01\x1f\r|\x7f caf\xc3\xa9");
+    ck_assert_str_eq(b.data, "\"q\\\"b\\\\n\\nt\\tc\\u0001\\u001f\\u000d|"
+                             "\x7f caf\xc3\xa9\"");
+    strbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_json_shape_checker)
+{
+    /* The checker itself must reject what it is there to catch. */
+    ck_assert(json_shape_ok("{\"a\": [1, {\"b\": \"}]\\\"\"}]}\n"));
+    ck_assert(!json_shape_ok("{\"a\": [1}\n"));
+    ck_assert(!json_shape_ok("{\"a\": 1}}\n"));
+    ck_assert(!json_shape_ok("{\"a\": \"x\n\"}\n"));
+    ck_assert(!json_shape_ok("{\"a\": \"x}\n"));
+    ck_assert(!json_shape_ok("{\"a\": \"\\x\"}\n"));
+    ck_assert(!json_shape_ok("{\"a\": 1}"));
+    ck_assert(!json_shape_ok("{\"a\": 1} {}\n"));
+}
+END_TEST
+
+START_TEST(test_error_json)
+{
+    struct strbuf b = {0};
+
+    ck_assert_int_eq(render_error_json("unknown command", &b), 0);
+    ck_assert_str_eq(b.data,
+                     "{\"ok\": false, \"error\": \"unknown command\"}\n");
+    b.len = 0;
+    ck_assert_int_eq(render_error_json("line 3: \"x\\\" \n\x02", &b), 0);
+    ck_assert_str_eq(b.data, "{\"ok\": false, \"error\": "
+                             "\"line 3: \\\"x\\\\\\\" \\n\\u0002\"}\n");
+    ck_assert(json_shape_ok(b.data));
+    strbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_workers_json_exact)
+{
+    struct snap_worker w[2] = {
+        {.slot = 0,
+         .pid = 124,
+         .generation = 7,
+         .state = "running",
+         .uptime_s = 42.9,
+         .heartbeat_age_ms = 120},
+        {.slot = 1,
+         .pid = 125,
+         .generation = 6,
+         .state = "draining",
+         .uptime_s = 0.5,
+         .heartbeat_age_ms = -1,
+         .stalled = true},
+    };
+    struct stats_snapshot s = {.generation = 7, .workers = w, .nworkers = 0};
+    struct strbuf b = {0};
+
+    ck_assert_int_eq(render_workers_json(&s, &b), 0);
+    ck_assert_str_eq(b.data, "{\"ok\": true, \"generation\": 7, "
+                             "\"workers\": []}\n");
+    counts_fill(&w[0].c, 9000); /* fields not listed must not show */
+    w[0].c.v[STAT_connections_active] = 3;
+    w[0].c.v[STAT_connections_accepted] = 500;
+    w[0].c.v[STAT_bytes_in] = 1000;
+    w[0].c.v[STAT_bytes_out] = 2000;
+    w[0].c.v[STAT_requests] = 50;
+    s.nworkers = 2;
+    b.len = 0;
+    ck_assert_int_eq(render_workers_json(&s, &b), 0);
+    ck_assert_str_eq(
+        b.data, "{\"ok\": true, \"generation\": 7, \"workers\": ["
+                "{\"slot\": 0, \"pid\": 124, \"generation\": 7, \"state\": "
+                "\"running\", \"uptime_s\": 42, \"heartbeat_age_ms\": 120, "
+                "\"stalled\": false, \"connections_active\": 3, "
+                "\"connections_accepted\": 500, \"bytes_in\": 1000, "
+                "\"bytes_out\": 2000, \"requests\": 50}, "
+                "{\"slot\": 1, \"pid\": 125, \"generation\": 6, \"state\": "
+                "\"draining\", \"uptime_s\": 0, \"heartbeat_age_ms\": -1, "
+                "\"stalled\": true, \"connections_active\": 0, "
+                "\"connections_accepted\": 0, \"bytes_in\": 0, "
+                "\"bytes_out\": 0, \"requests\": 0}]}\n");
+    ck_assert(json_shape_ok(b.data));
+    strbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_stats_json_empty)
+{
+    struct stats_snapshot s = {.version = "0.1.0",
+                               .pid = 123,
+                               .uptime_s = 42.999,
+                               .generation = 1,
+                               .nslots = 4};
+    struct strbuf b = {0};
+    char t[2048], want[4096];
+
+    counts_fill(&s.totals, 10);
+    counts_text(t, sizeof(t), &s.totals);
+    snprintf(want, sizeof(want),
+             "{\"ok\": true, \"version\": \"0.1.0\", \"pid\": 123, "
+             "\"uptime_s\": 42, \"generation\": 1, \"workers_configured\": 4, "
+             "\"totals\": {%s}, \"listeners\": [], \"workers\": []}\n",
+             t);
+    ck_assert_int_eq(render_stats_json(&s, &b), 0);
+    ck_assert_str_eq(b.data, want);
+    ck_assert(json_shape_ok(b.data));
+    strbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_stats_json_exact)
+{
+    struct fixture fx;
+    struct strbuf b = {0};
+    char t[2048], l0[2048], l1[2048], w0[2048], w1[2048], want[16384];
+
+    fixture_init(&fx);
+    counts_text(t, sizeof(t), &fx.s.totals);
+    counts_text(l0, sizeof(l0), &fx.l[0].c);
+    counts_text(l1, sizeof(l1), &fx.l[1].c);
+    counts_text(w0, sizeof(w0), &fx.w[0].c);
+    counts_text(w1, sizeof(w1), &fx.w[1].c);
+    snprintf(want, sizeof(want),
+             "{\"ok\": true, \"version\": \"0.1.0\", \"pid\": 123, "
+             "\"uptime_s\": 42, \"generation\": 1, \"workers_configured\": 2, "
+             "\"totals\": {%s}, \"listeners\": [{\"name\": \"echo\", %s}, "
+             "{\"name\": \"chat\", %s}], \"workers\": [{\"slot\": 0, "
+             "\"pid\": 124, \"generation\": 1, \"state\": \"running\", "
+             "\"uptime_s\": 41, \"heartbeat_age_ms\": 1234, "
+             "\"stalled\": false, %s}, {\"slot\": 1, \"pid\": 125, "
+             "\"generation\": 1, \"state\": \"starting\", \"uptime_s\": 0, "
+             "\"heartbeat_age_ms\": -1, \"stalled\": true, %s}]}\n",
+             t, l0, l1, w0, w1);
+    ck_assert_int_eq(render_stats_json(&fx.s, &b), 0);
+    ck_assert_str_eq(b.data, want);
+    ck_assert(json_shape_ok(b.data));
+    ck_assert_int_eq(count_str(b.data, "\n"), 1);
+    strbuf_free(&b);
+}
+END_TEST
+
+/* The shared table and the local expansion agree, field by field. */
+START_TEST(test_fields_table)
+{
+    ck_assert_uint_eq(sizeof(field_names) / sizeof(field_names[0]),
+                      STATS_NFIELDS);
+    for (int f = 0; f < STATS_NFIELDS; f++) {
+        ck_assert_str_eq(stats_fields[f].name, field_names[f]);
+        ck_assert_str_eq(stats_fields[f].help, field_helps[f]);
+        ck_assert_int_eq(stats_fields[f].kind == STATS_COUNTER,
+                         field_counter[f]);
+    }
+}
+END_TEST
+
+/* Every field once in totals, each listener and each worker, in order. */
+START_TEST(test_stats_json_every_field)
+{
+    struct fixture fx;
+    struct strbuf b = {0};
+    char key[128];
+
+    fixture_init(&fx);
+    ck_assert_int_eq(render_stats_json(&fx.s, &b), 0);
+    const char *totals = strstr(b.data, "\"totals\": {");
+    ck_assert_ptr_nonnull(totals);
+    const char *prev = totals;
+    for (int f = 0; f < STATS_NFIELDS; f++) {
+        snprintf(key, sizeof(key), "\"%s\": ", field_names[f]);
+        ck_assert_int_eq(count_str(b.data, key), 1 + 2 + 2);
+        const char *at = strstr(totals, key);
+        ck_assert_ptr_nonnull(at);
+        ck_assert_msg(at > prev, "%s out of order", field_names[f]);
+        prev = at;
+    }
+    strbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_stats_json_escape)
+{
+    static const char *const names[][2] = {
+        {"q\"uote", "\"q\\\"uote\""},
+        {"back\\slash", "\"back\\\\slash\""},
+        {"new\nline", "\"new\\nline\""},
+        {"tab\tbed", "\"tab\\tbed\""},
+        {"ctl\x01\x1f\x7f", "\"ctl\\u0001\\u001f\x7f\""},
+        {"caf\xc3\xa9", "\"caf\xc3\xa9\""},
+        {"\"\\\n", "\"\\\"\\\\\\n\""},
+    };
+    enum { N = sizeof(names) / sizeof(names[0]) };
+    struct snap_listener l[N];
+    struct snap_worker w = {.state = "we\"ird\n", .heartbeat_age_ms = 5};
+    struct stats_snapshot s = {.version = "0.1.0\"x\\",
+                               .listeners = l,
+                               .nlisteners = N,
+                               .workers = &w,
+                               .nworkers = 1};
+    struct strbuf b = {0};
+    char want[128];
+
+    memset(l, 0, sizeof(l));
+    for (int i = 0; i < N; i++)
+        l[i].name = names[i][0];
+    ck_assert_int_eq(render_stats_json(&s, &b), 0);
+    ck_assert_msg(json_shape_ok(b.data), "%.300s", b.data);
+    for (int i = 0; i < N; i++) {
+        snprintf(want, sizeof(want), "{\"name\": %s, ", names[i][1]);
+        ck_assert_msg(strstr(b.data, want) != NULL, "%s", want);
+    }
+    ck_assert(strstr(b.data, "\"version\": \"0.1.0\\\"x\\\\\", ") != NULL);
+    ck_assert(strstr(b.data, "\"state\": \"we\\\"ird\\n\", ") != NULL);
+    b.len = 0;
+    ck_assert_int_eq(render_workers_json(&s, &b), 0);
+    ck_assert(json_shape_ok(b.data));
+    ck_assert(strstr(b.data, "\"state\": \"we\\\"ird\\n\", ") != NULL);
+    strbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_prom_process_exact)
+{
+    struct fixture fx;
+    struct strbuf b = {0};
+
+    fixture_init(&fx);
+    fx.w[1].heartbeat_age_ms = 5;
+    fx.w[0].stalled = false;
+    ck_assert_int_eq(render_prometheus(&fx.s, &b), 0);
+    static const char want[] =
+        "# HELP weft_build_info Version of the running weftd; "
+        "the value is always 1\n"
+        "# TYPE weft_build_info gauge\n"
+        "weft_build_info{version=\"0.1.0\"} 1\n"
+        "# HELP weft_generation Reload generation now serving\n"
+        "# TYPE weft_generation gauge\n"
+        "weft_generation 1\n"
+        "# HELP weft_workers Worker slots configured\n"
+        "# TYPE weft_workers gauge\n"
+        "weft_workers 2\n"
+        "# HELP weft_uptime_seconds Seconds since the supervisor started\n"
+        "# TYPE weft_uptime_seconds gauge\n"
+        "weft_uptime_seconds 42.700\n"
+        "# HELP weft_worker_heartbeat_age_seconds Seconds since the "
+        "worker's last heartbeat\n"
+        "# TYPE weft_worker_heartbeat_age_seconds gauge\n"
+        "weft_worker_heartbeat_age_seconds{worker=\"0\",pid=\"124\"} 1.234\n"
+        "weft_worker_heartbeat_age_seconds{worker=\"1\",pid=\"125\"} 0.005\n"
+        "# HELP weft_worker_stalled 1 when the worker's heartbeat is older "
+        "than the limit\n"
+        "# TYPE weft_worker_stalled gauge\n"
+        "weft_worker_stalled{worker=\"0\",pid=\"124\"} 0\n"
+        "weft_worker_stalled{worker=\"1\",pid=\"125\"} 1\n"
+        "# HELP weft_connections_accepted_total ";
+    ck_assert_msg(strncmp(b.data, want, strlen(want)) == 0, "%.300s", b.data);
+    /* No heartbeat yet: no age sample. */
+    fx.w[1].heartbeat_age_ms = -1;
+    b.len = 0;
+    ck_assert_int_eq(render_prometheus(&fx.s, &b), 0);
+    ck_assert_int_eq(count_str(b.data, "weft_worker_heartbeat_age_seconds{"),
+                     1);
+    strbuf_free(&b);
+}
+END_TEST
+
+/* The whole block of field f, from HELP to its last sample. */
+static void prom_field_block(char *buf, size_t size, const struct fixture *fx,
+                             int f)
+{
+    const char *sfx = field_counter[f] ? "_total" : "";
+    size_t off = (size_t)snprintf(
+        buf, size, "# HELP weft_%s%s %s\n# TYPE weft_%s%s %s\n", field_names[f],
+        sfx, field_helps[f], field_names[f], sfx,
+        field_counter[f] ? "counter" : "gauge");
+    for (size_t i = 0; i < fx->s.nseries; i++) {
+        const struct snap_series *se = &fx->s.series[i];
+        off += (size_t)snprintf(buf + off, size - off,
+                                "weft_%s%s{listener=\"%s\",worker=\"%d\"} "
+                                "%" PRIu64 "\n",
+                                field_names[f], sfx, se->listener, se->slot,
+                                se->c.v[f]);
+        ck_assert_uint_lt(off, size);
+    }
+}
+
+START_TEST(test_prom_fields_exact)
+{
+    struct fixture fx;
+    struct strbuf b = {0};
+    char want[2048];
+
+    fixture_init(&fx);
+    ck_assert_int_eq(render_prometheus(&fx.s, &b), 0);
+    prom_field_block(want, sizeof(want), &fx, STAT_connections_accepted);
+    ck_assert_str_eq(
+        want, "# HELP weft_connections_accepted_total Connections accepted\n"
+              "# TYPE weft_connections_accepted_total counter\n"
+              "weft_connections_accepted_total{listener=\"echo\",worker=\"0\"}"
+              " 500\n"
+              "weft_connections_accepted_total{listener=\"echo\",worker=\"1\"}"
+              " 600\n"
+              "weft_connections_accepted_total{listener=\"chat\",worker=\"0\"}"
+              " 700\n");
+    /* Each block whole, followed by the next block or the end. */
+    for (int f = 0; f < STATS_NFIELDS; f++) {
+        prom_field_block(want, sizeof(want), &fx, f);
+        const char *at = strstr(b.data, want);
+        ck_assert_msg(at != NULL, "missing block:\n%s", want);
+        at += strlen(want);
+        ck_assert(*at == '\0' || strncmp(at, "# HELP ", 7) == 0);
+    }
+    ck_assert(strstr(b.data, "weft_connections_active{listener=\"echo\","
+                             "worker=\"0\"} 504\n") != NULL);
+    ck_assert(strstr(b.data, "weft_connections_active_total") == NULL);
+    prom_check(b.data);
+    strbuf_free(&b);
+}
+END_TEST
+
+/* HELP and TYPE exactly once per name, samples counted per field. */
+START_TEST(test_prom_once)
+{
+    struct fixture fx;
+    struct strbuf b = {0};
+    char key[160];
+
+    fixture_init(&fx);
+    ck_assert_int_eq(render_prometheus(&fx.s, &b), 0);
+    prom_check(b.data);
+    for (int f = 0; f < STATS_NFIELDS; f++) {
+        const char *sfx = field_counter[f] ? "_total" : "";
+        snprintf(key, sizeof(key), "# HELP weft_%s%s ", field_names[f], sfx);
+        ck_assert_int_eq(count_str(b.data, key), 1);
+        snprintf(key, sizeof(key), "# TYPE weft_%s%s %s\n", field_names[f], sfx,
+                 field_counter[f] ? "counter" : "gauge");
+        ck_assert_int_eq(count_str(b.data, key), 1);
+        snprintf(key, sizeof(key), "\nweft_%s%s{", field_names[f], sfx);
+        ck_assert_int_eq(count_str(b.data, key), 3);
+    }
+    ck_assert_int_eq(count_str(b.data, "# HELP "), STATS_NFIELDS + 6);
+    ck_assert_int_eq(count_str(b.data, "# TYPE "), STATS_NFIELDS + 6);
+    /* No series at all: still valid, families without samples. */
+    fx.s.nseries = 0;
+    fx.s.nworkers = 0;
+    b.len = 0;
+    ck_assert_int_eq(render_prometheus(&fx.s, &b), 0);
+    prom_check(b.data);
+    strbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_prom_label_escape)
+{
+    struct fixture fx;
+    struct strbuf b = {0};
+
+    fixture_init(&fx);
+    fx.se[1].listener = "a\"b\\c\nd";
+    fx.s.version = "1\"\\\n";
+    ck_assert_int_eq(render_prometheus(&fx.s, &b), 0);
+    prom_check(b.data);
+    ck_assert_int_eq(count_str(b.data, "{listener=\"a\\\"b\\\\c\\nd\","
+                                       "worker=\"1\"} "),
+                     STATS_NFIELDS);
+    ck_assert(strstr(b.data, "weft_build_info{version=\"1\\\"\\\\\\n\"} 1\n") !=
+              NULL);
+    strbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_render_failed)
+{
+    struct fixture fx;
+    struct strbuf b = {.failed = true};
+
+    fixture_init(&fx);
+    ck_assert_int_eq(render_stats_json(&fx.s, &b), -1);
+    ck_assert_int_eq(render_workers_json(&fx.s, &b), -1);
+    ck_assert_int_eq(render_prometheus(&fx.s, &b), -1);
+    ck_assert_int_eq(render_error_json("x", &b), -1);
+    ck_assert_ptr_null(b.data);
+}
+END_TEST
+
+/* Write text to the file named by environment variable var, if set. */
+static void dump_to(const char *var, const char *text)
+{
+    const char *path = getenv(var);
+
+    if (path == NULL || *path == '\0')
+        return;
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "%s: cannot open %s", __func__, path);
+    ck_assert_int_eq(fputs(text, f) >= 0, 1);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Samples for external validators; see the comment at the top. */
+START_TEST(test_dump)
+{
+    struct fixture fx;
+    struct strbuf b = {0};
+
+    fixture_init(&fx);
+    fx.se[1].listener = "a\"b\\c\nd";
+    fx.l[1].name = "q\"\\\n\t\x01";
+    ck_assert_int_eq(render_prometheus(&fx.s, &b), 0);
+    dump_to("CHECK_RENDER_PROM", b.data);
+    b.len = 0;
+    ck_assert_int_eq(render_stats_json(&fx.s, &b), 0);
+    ck_assert_int_eq(render_workers_json(&fx.s, &b), 0);
+    ck_assert_int_eq(render_error_json("bad \"x\"\n", &b), 0);
+    dump_to("CHECK_RENDER_JSON", b.data);
+    strbuf_free(&b);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("render");
+    TCase *tc = tcase_create("render");
+
+    tcase_add_test(tc, test_strbuf_basic);
+    tcase_add_test(tc, test_strbuf_failed_sticky);
+    tcase_add_test(tc, test_strbuf_json_string);
+    tcase_add_test(tc, test_json_shape_checker);
+    tcase_add_test(tc, test_error_json);
+    tcase_add_test(tc, test_workers_json_exact);
+    tcase_add_test(tc, test_stats_json_empty);
+    tcase_add_test(tc, test_stats_json_exact);
+    tcase_add_test(tc, test_fields_table);
+    tcase_add_test(tc, test_stats_json_every_field);
+    tcase_add_test(tc, test_stats_json_escape);
+    tcase_add_test(tc, test_prom_process_exact);
+    tcase_add_test(tc, test_prom_fields_exact);
+    tcase_add_test(tc, test_prom_once);
+    tcase_add_test(tc, test_prom_label_escape);
+    tcase_add_test(tc, test_render_failed);
+    tcase_add_test(tc, test_dump);
+    suite_add_tcase(s, tc);
+    return check_run(s);
+}
