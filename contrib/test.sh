@@ -42,7 +42,8 @@ check_in() {
 }
 
 # shellcheck disable=SC2086
-ensure_packages $BUILD_PACKAGES python3 iproute2 procps || {
+ensure_packages $BUILD_PACKAGES python3 iproute2 procps util-linux \
+    prometheus || {
     echo "0 passed, 1 failed"
     exit 1
 }
