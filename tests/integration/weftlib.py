@@ -13,7 +13,10 @@ Rules kept here so that each test does not have to:
     path), on success, failure, exception, SIGTERM/SIGHUP and on the script's
     own overall deadline (SIGALRM);
   * weftd's stderr goes to a file in a private temp directory, which is
-    scanned for sanitizer reports at the end of every test.
+    scanned for sanitizer reports at the end of every test;
+  * weftd runs with that temp directory as its working directory, so its
+    default control socket "weft.sock" is never shared with a parallel
+    test (give weftd absolute paths for everything else).
 """
 
 import os
@@ -465,7 +468,18 @@ def weftd_path():
                           "(cwd %s)" % os.getcwd())
     if not os.access(path, os.X_OK):
         raise TestFailure("WEFTD=%s is not an executable file" % path)
-    return path
+    # weftd runs in its temp dir: a relative WEFTD would not be found there.
+    return os.path.abspath(path)
+
+
+def weftctl_path():
+    """The control client: $WEFTCTL, else the weftctl next to weftd."""
+    path = os.environ.get("WEFTCTL") or os.path.join(
+        os.path.dirname(weftd_path()), "weftctl")
+    if not os.access(path, os.X_OK):
+        raise TestFailure("%s is not an executable file (set WEFTCTL or "
+                          "build weftctl next to weftd)" % path)
+    return os.path.abspath(path)
 
 
 _INSTANCES = []          # every Weftd ever created by this script
