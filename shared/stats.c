@@ -84,6 +84,9 @@ void stats_block_retire(struct stats_shm *s, int b)
 
     for (int r = 0; r < STATS_ROWS; r++) {
         stats_row_read(&blk->row[r], &c);
+        /* Connections still open died with their worker: closed now, so
+         * accepted - closed stays the number open. */
+        c.v[STAT_connections_closed] += c.v[STAT_connections_active];
         stats_counts_add(&s->retired[blk->slot][r], &c, false);
     }
     memset(blk->row, 0, sizeof(blk->row));

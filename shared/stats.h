@@ -145,7 +145,8 @@ int stats_block_claim(struct stats_shm *s, int slot, pid_t pid,
 
 /*
  * The worker in block b has exited: fold its counters into the retired
- * counts of its slot (gauges are dropped) and free the block.
+ * counts of its slot (gauges are dropped; connections it still had open
+ * count as closed) and free the block.
  */
 void stats_block_retire(struct stats_shm *s, int b);
 

@@ -69,6 +69,7 @@ START_TEST(test_fold_on_retire)
     ck_assert_int_eq(snapshot_take(&sup, &s), 0);
     ck_assert_uint_eq(s.totals.v[STAT_connections_accepted], 13);
     ck_assert_uint_eq(s.totals.v[STAT_connections_active], 0); /* gone */
+    ck_assert_uint_eq(s.totals.v[STAT_connections_closed], 2);  /* with it */
     ck_assert_uint_eq(series(&s, 0, 0)->v[STAT_connections_accepted], 6);
     ck_assert_uint_eq(series(&s, 0, 1)->v[STAT_connections_accepted], 7);
     ck_assert_uint_eq(series(&s, 1, 0)->v[STAT_bytes_in], 1000);
