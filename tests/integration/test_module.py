@@ -29,7 +29,6 @@ when no C compiler is found.
 import datetime
 import os
 import re
-import selectors
 import shlex
 import shutil
 import socket
@@ -241,32 +240,11 @@ def burst(port, data, want, what):
         W.log("%s: %d of %d bytes sent before the socket was full%s"
               % (what, sent, len(data), "" if sent < len(data) else
                  " (the kernel buffered everything: no pause exercised)"))
-        got = bytearray()
-        sel = selectors.DefaultSelector()
-        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
-        deadline = time.monotonic() + 4 * W.IO_TIMEOUT
-        while len(got) < len(want):
-            left = deadline - time.monotonic()
-            W.check(left > 0, "%s: timed out, sent %d/%d, received %d/%d"
-                    % (what, sent, len(data), len(got), len(want)))
-            for _, mask in sel.select(min(left, 0.5)):
-                if mask & selectors.EVENT_WRITE and sent < len(data):
-                    try:
-                        sent += s.send(view[sent:sent + 262144])
-                    except BlockingIOError:
-                        pass
-                    if sent == len(data):
-                        sel.modify(s, selectors.EVENT_READ)
-                if mask & selectors.EVENT_READ:
-                    try:
-                        chunk = s.recv(262144)
-                    except BlockingIOError:
-                        continue
-                    W.check(chunk, "%s: EOF after %d/%d bytes"
-                            % (what, len(got), len(want)))
-                    got += chunk
-        sel.close()
-        expect(bytes(got), want, what)
+        try:
+            got = W.exchange(s, data, len(want), 4 * W.IO_TIMEOUT, sent=sent)
+        except W.EchoError as e:
+            raise W.TestFailure("%s: %s" % (what, e))
+        expect(got, want, what)
     finally:
         s.close()
 

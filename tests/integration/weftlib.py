@@ -264,27 +264,27 @@ def first_difference(a, b):
     return n
 
 
-def echo_exchange(sock, data, timeout=IO_TIMEOUT):
-    """Send `data` on a connected TCP socket while reading the echo.
+def exchange(sock, data, want_len, timeout=IO_TIMEOUT, sent=0):
+    """Send data[sent:] on a connected TCP socket while reading replies.
 
     Uses a selector so that payloads larger than the socket buffers cannot
-    deadlock.  Returns when len(data) bytes came back; raises EchoError.
+    deadlock.  Returns the want_len bytes received; raises EchoError on a
+    timeout, an early EOF, a reset or more bytes than wanted.
     """
     sock.setblocking(False)
     sel = selectors.DefaultSelector()
     view = memoryview(data)
     got = bytearray()
-    sent = 0
     deadline = time.monotonic() + timeout
     try:
         sel.register(sock, selectors.EVENT_READ |
-                     (selectors.EVENT_WRITE if data else 0))
-        while len(got) < len(data):
+                     (selectors.EVENT_WRITE if sent < len(data) else 0))
+        while len(got) < want_len:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise EchoError("timeout", "sent %d/%d, received %d/%d bytes "
                                 "after %.1f s" % (sent, len(data), len(got),
-                                                  len(data), timeout))
+                                                  want_len, timeout))
             for key, mask in sel.select(min(left, 0.5)):
                 if mask & selectors.EVENT_WRITE and sent < len(data):
                     try:
@@ -300,24 +300,31 @@ def echo_exchange(sock, data, timeout=IO_TIMEOUT):
                         continue
                     if not chunk:
                         raise EchoError("eof", "connection closed by peer "
-                                        "after %d/%d bytes echoed"
-                                        % (len(got), len(data)))
+                                        "after %d/%d bytes"
+                                        % (len(got), want_len))
                     got += chunk
-                    if len(got) > len(data):
+                    if len(got) > want_len:
                         raise EchoError("mismatch", "received %d bytes, more "
-                                        "than the %d sent"
-                                        % (len(got), len(data)))
+                                        "than the %d expected"
+                                        % (len(got), want_len))
     except ConnectionResetError as e:
         raise EchoError("reset", str(e))
     except BrokenPipeError as e:
         raise EchoError("reset", str(e))
     finally:
         sel.close()
-    if bytes(got) != data:
+    return bytes(got)
+
+
+def echo_exchange(sock, data, timeout=IO_TIMEOUT):
+    """Send `data` on a connected TCP socket and check the echo; returns it
+    or raises EchoError."""
+    got = exchange(sock, data, len(data), timeout)
+    if got != data:
         i = first_difference(got, data)
         raise EchoError("mismatch", "%d bytes: first difference at offset "
                         "%d" % (len(data), i))
-    return bytes(got)
+    return got
 
 
 def echo_roundtrip(port, data, timeout=IO_TIMEOUT):
