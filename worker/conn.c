@@ -112,7 +112,6 @@ static void conn_destroy(struct weft_conn *c)
     struct weft_listener *ln = c->ln;
     struct weft_reconnector *rc = c->rc;
     enum weft_close_reason why = (enum weft_close_reason)c->reason;
-
     struct stats_row *st = conn_stats(c);
 
     ev_io_stop(worker_self->loop, &c->io);
