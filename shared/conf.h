@@ -44,9 +44,12 @@ struct control_conf {
     struct addr admin;
 };
 
+#define CONFIG_SHUTDOWN_TIMEOUT_DEFAULT 30
+
 struct config {
     char *path;
     struct control_conf control;
+    int shutdown_timeout; /* s a draining worker waits for connections */
     int workers; /* 0 = "auto" */
     bool cpu_affinity;
     struct listener_conf *listeners;

@@ -393,7 +393,8 @@ static void load_admin(struct cfgctx *x, const config_setting_t *root,
 }
 
 static const char *const top_keys[] = {
-    "workers", "cpu_affinity", "modules", "control", "admin", "listeners",
+    "workers", "cpu_affinity", "shutdown_timeout", "modules", "control",
+    "admin", "listeners",
 };
 
 /* Check the parsed tree and build the config from it. */
@@ -410,6 +411,8 @@ static struct config *config_build(config_t *lc, struct cfgctx *x)
     check_keys(x, root, top_keys, countof(top_keys), NULL, "the top level");
     module_load_all(x, root, cfg);
     load_workers(x, root, cfg);
+    cfg->shutdown_timeout = CONFIG_SHUTDOWN_TIMEOUT_DEFAULT;
+    get_int(x, root, "shutdown_timeout", 0, 86400, &cfg->shutdown_timeout);
     const config_setting_t *s = config_setting_get_member(root, "cpu_affinity");
     if (s != NULL) {
         if (config_setting_type(s) != CONFIG_TYPE_BOOL)

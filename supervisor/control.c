@@ -40,6 +40,7 @@ struct ctl_client {
     size_t inlen;
     struct strbuf out;
     size_t sent;
+    bool waiting; /* for a reload to end */
 };
 
 struct control {
@@ -51,6 +52,7 @@ struct control {
     LIST_HEAD(, ctl_client) clients;
     int nclients;
     char *path;
+    struct ctl_client *reload_waiter; /* answered when the reload ends */
 };
 
 static void cmd_ping(struct control *ctl, struct strbuf *out);
@@ -168,12 +170,46 @@ static void cmd_metrics(struct control *ctl, struct strbuf *out)
     render_with(ctl, out, render_prometheus);
 }
 
+static void client_answer(struct ctl_client *cl);
+
+/* The reload a client asked for has ended: answer it. */
+static void reload_answer(void *arg, const char *err)
+{
+    struct control *ctl = arg;
+    struct ctl_client *cl = ctl->reload_waiter;
+
+    if (cl == NULL)
+        return; /* it left before the end */
+    ctl->reload_waiter = NULL;
+    cl->waiting = false;
+    if (err != NULL)
+        render_error_json(err, &cl->out);
+    else
+        strbuf_printf(&cl->out, "{\"ok\": true, \"generation\": %u}\n",
+                      ctl->sup->generation);
+    client_answer(cl);
+}
+
+/*
+ * Start a reload; the answer waits for its end. A refused configuration
+ * is answered at once with every FILE:LINE error.
+ */
 static void cmd_reload(struct control *ctl, struct strbuf *out)
 {
-    (void)ctl;
-    render_error_json("reload is not implemented yet: restart weftd to "
-                      "apply a new configuration",
-                      out);
+    struct config_errors errs;
+    const char *err = reload_start(ctl->sup, reload_answer, ctl, &errs);
+
+    if (err == NULL)
+        return; /* client_dispatch parks the client */
+    if (errs.len > 0) {
+        char msg[sizeof(errs.text) + 64];
+        while (errs.len > 0 && errs.text[errs.len - 1] == '\n')
+            errs.text[--errs.len] = '\0';
+        snprintf(msg, sizeof(msg), "%s:\n%s", err, errs.text);
+        render_error_json(msg, out);
+        return;
+    }
+    render_error_json(err, out);
 }
 
 static void cmd_stop(struct control *ctl, struct strbuf *out)
@@ -187,6 +223,8 @@ static void client_free(struct ctl_client *cl)
 {
     struct ev_loop *loop = cl->ctl->sup->loop;
 
+    if (cl->ctl->reload_waiter == cl)
+        cl->ctl->reload_waiter = NULL;
     ev_io_stop(loop, &cl->io);
     ev_timer_stop(loop, &cl->timer);
     close(cl->io.fd);
@@ -258,6 +296,14 @@ static void client_dispatch(struct ctl_client *cl, const char *err)
             for (size_t i = 0; i < countof(ctl_cmds); i++)
                 if (strcmp(ctl_cmds[i].name, name) == 0)
                     ctl_cmds[i].run(cl->ctl, &cl->out);
+            if (cl->out.len == 0 && !cl->out.failed) {
+                /* Answered later (a reload in progress): no timeout. */
+                cl->waiting = true;
+                cl->ctl->reload_waiter = cl;
+                ev_io_stop(cl->ctl->sup->loop, &cl->io);
+                ev_timer_stop(cl->ctl->sup->loop, &cl->timer);
+                return;
+            }
         } else {
             render_error_json(err ? err : "no command", &cl->out);
         }

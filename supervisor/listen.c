@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,18 +114,96 @@ const int *listen_slot_fds(const struct listen_set *set, int slot)
     return &set->fds[(size_t)slot * set->nlisteners];
 }
 
-void listen_keep_slot(struct listen_set *set, int slot)
+static size_t set_size(const struct listen_set *set)
 {
-    for (int s = 0; s < set->nslots; s++) {
-        if (s == slot)
-            continue;
-        for (size_t l = 0; l < set->nlisteners; l++) {
-            int *fd = &set->fds[(size_t)s * set->nlisteners + l];
-            if (*fd != -1)
-                close(*fd);
-            *fd = -1;
+    return set->nlisteners * (size_t)set->nslots;
+}
+
+/* Is fd one of set's sockets of slot (slot -1: of any slot)? */
+static bool set_holds(const struct listen_set *set, int slot, int fd)
+{
+    for (size_t i = 0; set != NULL && i < set_size(set); i++)
+        if (set->fds[i] == fd &&
+            (slot == -1 || (int)(i / set->nlisteners) == slot))
+            return true;
+    return false;
+}
+
+void listen_close_others(const struct listen_set *cur,
+                         const struct listen_set *next, int slot)
+{
+    for (size_t i = 0; i < set_size(cur); i++)
+        if (cur->fds[i] != -1 && !set_holds(next, slot, cur->fds[i]))
+            close(cur->fds[i]);
+    if (next == cur)
+        return;
+    for (size_t i = 0; i < set_size(next); i++)
+        if (next->fds[i] != -1 && !set_holds(next, slot, next->fds[i]) &&
+            !set_holds(cur, -1, next->fds[i]))
+            close(next->fds[i]);
+}
+
+void listen_drop(struct listen_set *set, const struct listen_set *keep)
+{
+    for (size_t i = 0; set->fds != NULL && i < set_size(set); i++)
+        if (set->fds[i] != -1 && !set_holds(keep, -1, set->fds[i]))
+            close(set->fds[i]);
+    free(set->fds);
+    set->fds = NULL;
+}
+
+/* The listener of cfg listening on a, or -1. */
+static int find_addr(const struct config *cfg, const struct addr *a)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (addr_equal(&cfg->listeners[i].addr, a))
+            return (int)i;
+    return -1;
+}
+
+int listen_reuse(const struct config *cfg_old, const struct listen_set *old,
+                 const struct config *cfg, struct listen_set *set,
+                 char *err, size_t errlen)
+{
+    char a[ADDR_STRLEN];
+    size_t n = cfg->nlisteners;
+    int nslots = old->nslots;
+
+    set->nlisteners = n;
+    set->nslots = nslots;
+    set->fds = malloc(sizeof(int) * n * (size_t)nslots);
+    if (set->fds == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n * (size_t)nslots; i++)
+        set->fds[i] = -1;
+    for (size_t l = 0; l < n; l++) {
+        const struct listener_conf *lc = &cfg->listeners[l];
+        int o = find_addr(cfg_old, &lc->addr);
+        for (int s = 0; s < nslots; s++) {
+            int *fd = &set->fds[(size_t)s * n + l];
+            if (o != -1) {
+                *fd = old->fds[(size_t)s * old->nlisteners + (size_t)o];
+                /* A listening socket takes a new backlog in place. */
+                if (lc->addr.kind == ADDR_TCP)
+                    listen(*fd, lc->backlog);
+                continue;
+            }
+            if ((s == 0 && probe_free(&lc->addr) == -1) ||
+                (*fd = open_one(lc)) == -1) {
+                snprintf(err, errlen, "listener %s: %s: %s%s", lc->name,
+                         addr_format(&lc->addr, a, sizeof(a)),
+                         strerror(errno),
+                         errno == EADDRINUSE
+                             ? " (another process holds the port)"
+                             : "");
+                listen_drop(set, old);
+                return -1;
+            }
         }
     }
+    return 0;
 }
 
 void listen_close(struct listen_set *set)

@@ -27,8 +27,28 @@ int listen_open(const struct config *cfg, int nslots, struct listen_set *set,
 /* The sockets of one slot, one per listener in config order. */
 const int *listen_slot_fds(const struct listen_set *set, int slot);
 
-/* In a new worker: close the sockets of every slot but `slot`. */
-void listen_keep_slot(struct listen_set *set, int slot);
+/*
+ * In a new worker: close every socket of cur and of next (the set the
+ * worker runs on; may be cur) but next's sockets of `slot`.
+ */
+void listen_close_others(const struct listen_set *cur,
+                         const struct listen_set *next, int slot);
+
+/*
+ * The sockets of a reloaded configuration: those of listeners whose
+ * address cfg_old already has are taken from old (same descriptors, so
+ * nothing queued is lost; the backlog is updated), the others opened.
+ * Returns 0, or -1 with a message and nothing opened.
+ */
+int listen_reuse(const struct config *cfg_old, const struct listen_set *old,
+                 const struct config *cfg, struct listen_set *set,
+                 char *err, size_t errlen);
+
+/*
+ * Forget set, closing only the sockets that keep (may be NULL) does not
+ * hold.
+ */
+void listen_drop(struct listen_set *set, const struct listen_set *keep);
 
 void listen_close(struct listen_set *set);
 

@@ -83,14 +83,18 @@ static void parse_args(int argc, char **argv, struct options *o)
     }
 }
 
-/* Load the named file, the default file, or the built-in defaults. */
-static struct config *load_config(const struct options *o,
+/*
+ * Load the named file, the default file, or the built-in defaults; the
+ * path used (NULL for the built-in text) goes to *path for reloads.
+ */
+static struct config *load_config(const struct options *o, const char **path,
                                   struct config_errors *errs)
 {
-    if (o->config != NULL)
-        return config_load(o->config, errs);
-    if (access(DEFAULT_CONFIG, F_OK) == 0)
-        return config_load(DEFAULT_CONFIG, errs);
+    *path = o->config;
+    if (*path == NULL && access(DEFAULT_CONFIG, F_OK) == 0)
+        *path = DEFAULT_CONFIG;
+    if (*path != NULL)
+        return config_load(*path, errs);
     return config_load_string(config_default_text, "<built-in>", errs);
 }
 
@@ -113,22 +117,25 @@ static int allowed_cpus(int *cpus)
     return n > 0 ? n : 1;
 }
 
-/* Decide the worker count and, with cpu_affinity, each slot's CPU. */
+/*
+ * Decide the worker count, each slot's CPU (used with cpu_affinity) and
+ * each listener's stats row.
+ */
 static int plan_workers(struct supervisor *sup, const struct options *o)
 {
     static int cpus[CPU_SETSIZE];
-    int ncpu = allowed_cpus(cpus);
 
-    sup->nslots = o->workers ? o->workers
-                  : sup->cfg->workers ? sup->cfg->workers
-                                      : ncpu;
-    if (!sup->cfg->cpu_affinity)
-        return 0;
+    sup->ncpus = allowed_cpus(cpus);
+    sup->workers_override = o->workers;
+    sup->nslots = sup_worker_count(sup, sup->cfg);
     sup->cpus = malloc(sizeof(int) * (size_t)sup->nslots);
-    if (sup->cpus == NULL)
+    sup->rows = malloc(sizeof(int) * (sup->cfg->nlisteners + 1));
+    if (sup->cpus == NULL || sup->rows == NULL)
         return -1;
     for (int i = 0; i < sup->nslots; i++)
-        sup->cpus[i] = cpus[i % ncpu];
+        sup->cpus[i] = cpus[i % sup->ncpus];
+    for (size_t i = 0; i < sup->cfg->nlisteners; i++)
+        sup->rows[i] = (int)i;
     return 0;
 }
 
@@ -163,8 +170,33 @@ static void stop_cb(struct ev_loop *loop, ev_signal *s, int revents)
     proc_stop(sup);
 }
 
+static void reload_logged(void *arg, const char *err)
+{
+    (void)arg;
+    if (err == NULL)
+        log_info("%s: SIGHUP: reloaded", __func__);
+}
+
+/* SIGHUP: reload; the outcome goes to the log. */
+static void hup_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+    struct supervisor *sup = s->data;
+    struct config_errors errs;
+    const char *err;
+
+    (void)loop;
+    (void)revents;
+    log_info("%s: SIGHUP: reloading the configuration", __func__);
+    err = reload_start(sup, reload_logged, NULL, &errs);
+    if (err != NULL)
+        log_error("%s: SIGHUP: no reload: %s", __func__, err);
+}
+
 static void watch_signals(struct supervisor *sup)
 {
+    ev_signal_init(&sup->sighup, hup_cb, SIGHUP);
+    sup->sighup.data = sup;
+    ev_signal_start(sup->loop, &sup->sighup);
     ev_signal_init(&sup->sigterm, stop_cb, SIGTERM);
     ev_signal_init(&sup->sigint, stop_cb, SIGINT);
     sup->sigterm.data = sup;
@@ -182,7 +214,7 @@ int main(int argc, char **argv)
     int rc = 1;
 
     parse_args(argc, argv, &o);
-    sup.cfg = load_config(&o, &errs);
+    sup.cfg = load_config(&o, &sup.config_path, &errs);
     if (sup.cfg == NULL) {
         fputs(errs.text, stderr);
         return 1;
@@ -225,6 +257,7 @@ out:
     listen_close(&sup.ls);
     proc_free(&sup);
     free(sup.cpus);
+    free(sup.rows);
     config_free(sup.cfg);
     return rc;
 }

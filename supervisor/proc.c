@@ -1,6 +1,7 @@
 /*
  * Worker lifecycle: fork one worker per slot, replace one that dies in the
- * same slot (backing off when it keeps dying at start), stop them all.
+ * same slot (backing off when it keeps dying at start), follow the workers
+ * of a reload and those it replaced, stop them all.
  */
 #include <errno.h>
 #include <math.h>
@@ -27,28 +28,38 @@
 /* Workers still alive this long after SIGTERM are killed. */
 #define STOP_KILL_S 1.5
 
-static void slot_spawn(struct slot *sl);
+static const char *const role_names[] = {
+    [WPROC_CURRENT] = "worker",
+    [WPROC_PENDING] = "new worker",
+    [WPROC_OLD] = "old worker",
+};
 
 /*
  * In the new child: drop every supervisor watcher and the default loop,
- * and the sockets of other slots, then become the worker. Never returns.
+ * every socket but this slot's of ls, then become the worker. Never
+ * returns.
  */
-static void child_become_worker(struct supervisor *sup, int index,
-                                pid_t parent)
+static void child_become_worker(struct supervisor *sup,
+                                const struct config *cfg,
+                                const struct listen_set *ls, const int *rows,
+                                struct wproc *self, pid_t parent)
 {
     struct ev_loop *loop = sup->loop;
+    struct wproc *p;
     char name[16];
+    int slot = self->slot;
 
     ev_signal_stop(loop, &sup->sigterm);
     ev_signal_stop(loop, &sup->sigint);
+    ev_signal_stop(loop, &sup->sighup);
     ev_timer_stop(loop, &sup->kill_timer);
     ev_timer_stop(loop, &sup->heartbeat_check);
     control_forget(sup->control);
     sup->control = NULL;
-    for (int i = 0; i < sup->nslots; i++) {
-        ev_child_stop(loop, &sup->slots[i].child);
+    LIST_FOREACH(p, &sup->procs, link)
+        ev_child_stop(loop, &p->child);
+    for (int i = 0; i < sup->nslots; i++)
         ev_timer_stop(loop, &sup->slots[i].respawn);
-    }
     ev_loop_destroy(loop);
     signal(SIGTERM, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
@@ -56,19 +67,78 @@ static void child_become_worker(struct supervisor *sup, int index,
     /* If the supervisor dies, so do we: no orphan keeps a port. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != parent)
         _exit(1);
-    snprintf(name, sizeof(name), "weftd-w%d", index);
+    snprintf(name, sizeof(name), "weftd-w%d", slot);
     prctl(PR_SET_NAME, name);
-    log_set_role(index);
-    listen_keep_slot(&sup->ls, index);
+    log_set_role(slot);
+    listen_close_others(&sup->ls, ls, slot);
 
     struct worker_spec spec = {
-        .cfg = sup->cfg,
-        .slot = index,
-        .cpu = sup->cpus ? sup->cpus[index] : -1,
-        .fds = listen_slot_fds(&sup->ls, index),
-        .stats = &sup->stats->block[sup->slots[index].block],
+        .cfg = cfg,
+        .slot = slot,
+        .cpu = cfg->cpu_affinity ? sup->cpus[slot] : -1,
+        .fds = listen_slot_fds(ls, slot),
+        .rows = rows,
+        .stats = &sup->stats->block[self->block],
     };
     worker_main(&spec);
+}
+
+static void proc_child_cb(struct ev_loop *loop, ev_child *w, int revents);
+
+struct wproc *proc_spawn(struct supervisor *sup, int slot,
+                         const struct config *cfg,
+                         const struct listen_set *ls, const int *rows,
+                         enum wproc_role role)
+{
+    struct wproc *p = calloc(1, sizeof(*p));
+    pid_t parent = getpid();
+
+    if (p == NULL) {
+        log_error("%s: worker %d: out of memory", __func__, slot);
+        return NULL;
+    }
+    p->sup = sup;
+    p->slot = slot;
+    p->role = role;
+    p->generation = sup->generation + (role == WPROC_PENDING ? 1 : 0);
+    p->block = stats_block_claim(sup->stats, slot, 0, p->generation);
+    if (p->block == -1)
+        fatal("%s: worker %d: no free stats block", __func__, slot);
+    pid_t pid = fork();
+    if (pid == -1) {
+        log_error("%s: worker %d: fork: %s", __func__, slot,
+                  strerror(errno));
+        stats_block_retire(sup->stats, p->block);
+        free(p);
+        return NULL;
+    }
+    if (pid == 0)
+        child_become_worker(sup, cfg, ls, rows, p, parent);
+    p->pid = pid;
+    atomic_store(&sup->stats->block[p->block].pid, (int32_t)pid);
+    p->started = ev_now(sup->loop);
+    ev_child_init(&p->child, proc_child_cb, pid, 0);
+    ev_child_start(sup->loop, &p->child);
+    LIST_INSERT_HEAD(&sup->procs, p, link);
+    log_info("%s: %s %d started, pid %ld, generation %u", __func__,
+             role_names[role], slot, (long)pid, p->generation);
+    return p;
+}
+
+/* Start the current worker of slot sl, or back off if fork fails. */
+static void slot_spawn(struct slot *sl)
+{
+    struct supervisor *sup = sl->sup;
+    struct wproc *p = proc_spawn(sup, sl->index, sup->cfg, &sup->ls,
+                                 sup->rows, WPROC_CURRENT);
+
+    if (p == NULL) {
+        sl->quick_deaths++;
+        ev_timer_set(&sl->respawn, SLOT_BACKOFF_MAX_S, 0);
+        ev_timer_start(sup->loop, &sl->respawn);
+        return;
+    }
+    sl->cur = p;
 }
 
 static void slot_respawn_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -80,52 +150,39 @@ static void slot_respawn_cb(struct ev_loop *loop, ev_timer *t, int revents)
     slot_spawn(sl);
 }
 
-/* Log how the worker in sl ended. */
-static void slot_log_exit(const struct slot *sl, int status)
+/* Log how worker p ended. */
+static void proc_log_exit(const struct wproc *p, int status)
 {
+    const char *what = role_names[p->role];
+
     if (WIFSIGNALED(status))
-        log_warn("%s: worker %d (pid %ld) killed by signal %d (%s)",
-                 __func__, sl->index, (long)sl->pid, WTERMSIG(status),
+        log_warn("%s: %s %d (pid %ld) killed by signal %d (%s)", __func__,
+                 what, p->slot, (long)p->pid, WTERMSIG(status),
                  strsignal(WTERMSIG(status)));
     else if (WEXITSTATUS(status) != 0)
-        log_warn("%s: worker %d (pid %ld) exited with status %d", __func__,
-                 sl->index, (long)sl->pid, WEXITSTATUS(status));
+        log_warn("%s: %s %d (pid %ld) exited with status %d", __func__,
+                 what, p->slot, (long)p->pid, WEXITSTATUS(status));
     else
-        log_info("%s: worker %d (pid %ld) exited", __func__, sl->index,
-                 (long)sl->pid);
+        log_info("%s: %s %d (pid %ld) exited", __func__, what, p->slot,
+                 (long)p->pid);
 }
 
 /* All workers gone while stopping: leave the loop. */
 static void sup_check_stopped(struct supervisor *sup)
 {
-    for (int i = 0; i < sup->nslots; i++)
-        if (sup->slots[i].pid != 0)
-            return;
+    if (!LIST_EMPTY(&sup->procs))
+        return;
     ev_timer_stop(sup->loop, &sup->kill_timer);
     ev_timer_stop(sup->loop, &sup->heartbeat_check);
     ev_break(sup->loop, EVBREAK_ALL);
 }
 
-/* A worker ended: replace it in its slot, at once or after a backoff. */
-static void slot_child_cb(struct ev_loop *loop, ev_child *w, int revents)
+/* The current worker of sl died: replace it, at once or after a wait. */
+static void slot_replace(struct slot *sl, ev_tstamp lived)
 {
-    struct slot *sl = container_of(w, struct slot, child);
     struct supervisor *sup = sl->sup;
 
-    (void)revents;
-    ev_child_stop(loop, w);
-    slot_log_exit(sl, w->rstatus);
-    sl->pid = 0;
-    /* Its counts join the slot's retired totals before the block is
-     * reused: no total ever goes backwards. */
-    stats_block_retire(sup->stats, sl->block);
-    sl->block = -1;
-    sl->stalled = false;
-    if (sup->stopping) {
-        sup_check_stopped(sup);
-        return;
-    }
-    if (ev_now(loop) - sl->started >= SLOT_QUICK_S) {
+    if (lived >= SLOT_QUICK_S) {
         sl->quick_deaths = 0;
         slot_spawn(sl);
         return;
@@ -142,52 +199,45 @@ static void slot_child_cb(struct ev_loop *loop, ev_child *w, int revents)
              "next start in %.1f s",
              __func__, sl->index, sl->quick_deaths, SLOT_QUICK_S, delay);
     ev_timer_set(&sl->respawn, delay, 0);
-    ev_timer_start(loop, &sl->respawn);
+    ev_timer_start(sup->loop, &sl->respawn);
 }
 
-static void slot_spawn(struct slot *sl)
+/* A worker process ended: fold its stats, then act on its role. */
+static void proc_child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
-    struct supervisor *sup = sl->sup;
-    pid_t parent = getpid();
+    struct wproc *p = container_of(w, struct wproc, child);
+    struct supervisor *sup = p->sup;
 
-    sl->block = stats_block_claim(sup->stats, sl->index, 0, sup->generation);
-    if (sl->block == -1)
-        fatal("%s: worker %d: no free stats block", __func__, sl->index);
-    pid_t pid = fork();
-
-    if (pid == -1) {
-        stats_block_retire(sup->stats, sl->block);
-        sl->block = -1;
-        log_error("%s: worker %d: fork: %s", __func__, sl->index,
-                  strerror(errno));
-        sl->quick_deaths++;
-        ev_timer_set(&sl->respawn, SLOT_BACKOFF_MAX_S, 0);
-        ev_timer_start(sup->loop, &sl->respawn);
-        return;
+    (void)revents;
+    ev_child_stop(loop, w);
+    proc_log_exit(p, w->rstatus);
+    /* Its counts join the slot's retired totals before the block is
+     * reused: no total ever goes backwards. */
+    stats_block_retire(sup->stats, p->block);
+    LIST_REMOVE(p, link);
+    if (p->role == WPROC_PENDING)
+        reload_worker_died(sup, p);
+    if (p->role == WPROC_CURRENT && sup->slots[p->slot].cur == p) {
+        sup->slots[p->slot].cur = NULL;
+        if (!sup->stopping)
+            slot_replace(&sup->slots[p->slot], ev_now(loop) - p->started);
     }
-    if (pid == 0)
-        child_become_worker(sup, sl->index, parent);
-    sl->pid = pid;
-    atomic_store(&sup->stats->block[sl->block].pid, (int32_t)pid);
-    sl->started = ev_now(sup->loop);
-    ev_child_set(&sl->child, pid, 0);
-    ev_child_start(sup->loop, &sl->child);
-    log_info("%s: worker %d started, pid %ld", __func__, sl->index,
-             (long)pid);
+    free(p);
+    if (sup->stopping)
+        sup_check_stopped(sup);
 }
 
 static void kill_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct supervisor *sup = container_of(t, struct supervisor, kill_timer);
+    struct wproc *p;
 
     (void)loop;
     (void)revents;
-    for (int i = 0; i < sup->nslots; i++) {
-        if (sup->slots[i].pid == 0)
-            continue;
-        log_warn("%s: worker %d (pid %ld) did not stop; killing it",
-                 __func__, i, (long)sup->slots[i].pid);
-        kill(sup->slots[i].pid, SIGKILL);
+    LIST_FOREACH(p, &sup->procs, link) {
+        log_warn("%s: %s %d (pid %ld) did not stop; killing it", __func__,
+                 role_names[p->role], p->slot, (long)p->pid);
+        kill(p->pid, SIGKILL);
     }
 }
 
@@ -195,25 +245,24 @@ static void kill_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static void heartbeat_check_cb(struct ev_loop *loop, ev_timer *t,
                                int revents)
 {
-    struct supervisor *sup = container_of(t, struct supervisor,
-                                          heartbeat_check);
+    struct supervisor *sup =
+        container_of(t, struct supervisor, heartbeat_check);
     int64_t now = stats_now_ms(true);
+    struct wproc *p;
 
     (void)loop;
     (void)revents;
-    for (int i = 0; i < sup->nslots; i++) {
-        struct slot *sl = &sup->slots[i];
-        if (sl->pid == 0 || sl->block == -1)
-            continue;
-        int64_t hb = atomic_load(&sup->stats->block[sl->block].heartbeat_ms);
+    LIST_FOREACH(p, &sup->procs, link) {
+        int64_t hb = atomic_load(&sup->stats->block[p->block].heartbeat_ms);
         bool late = hb > 0 && now - hb > HEARTBEAT_STALL_MS;
-        if (late && !sl->stalled)
-            log_warn("%s: worker %d (pid %ld): no heartbeat for %lld ms",
-                     __func__, i, (long)sl->pid, (long long)(now - hb));
-        else if (!late && sl->stalled)
-            log_info("%s: worker %d (pid %ld): heartbeat again", __func__,
-                     i, (long)sl->pid);
-        sl->stalled = late;
+        if (late && !p->stalled)
+            log_warn("%s: %s %d (pid %ld): no heartbeat for %lld ms",
+                     __func__, role_names[p->role], p->slot, (long)p->pid,
+                     (long long)(now - hb));
+        else if (!late && p->stalled)
+            log_info("%s: %s %d (pid %ld): heartbeat again", __func__,
+                     role_names[p->role], p->slot, (long)p->pid);
+        p->stalled = late;
     }
 }
 
@@ -222,6 +271,7 @@ int proc_start(struct supervisor *sup)
     sup->slots = calloc((size_t)sup->nslots, sizeof(*sup->slots));
     if (sup->slots == NULL)
         return -1;
+    LIST_INIT(&sup->procs);
     ev_timer_init(&sup->kill_timer, kill_timer_cb, STOP_KILL_S, 0);
     ev_timer_init(&sup->heartbeat_check, heartbeat_check_cb, 1.0, 1.0);
     ev_timer_start(sup->loop, &sup->heartbeat_check);
@@ -229,8 +279,6 @@ int proc_start(struct supervisor *sup)
         struct slot *sl = &sup->slots[i];
         sl->sup = sup;
         sl->index = i;
-        sl->block = -1;
-        ev_child_init(&sl->child, slot_child_cb, 0, 0);
         ev_timer_init(&sl->respawn, slot_respawn_cb, 0, 0);
     }
     for (int i = 0; i < sup->nslots; i++)
@@ -241,15 +289,16 @@ int proc_start(struct supervisor *sup)
 /* Tell every worker to stop; the loop ends when the last one is gone. */
 void proc_stop(struct supervisor *sup)
 {
+    struct wproc *p;
+
     if (sup->stopping)
         return;
     sup->stopping = true;
-    for (int i = 0; i < sup->nslots; i++) {
-        struct slot *sl = &sup->slots[i];
-        ev_timer_stop(sup->loop, &sl->respawn);
-        if (sl->pid != 0)
-            kill(sl->pid, SIGTERM);
-    }
+    reload_abort(sup, "weftd is stopping");
+    for (int i = 0; i < sup->nslots; i++)
+        ev_timer_stop(sup->loop, &sup->slots[i].respawn);
+    LIST_FOREACH(p, &sup->procs, link)
+        kill(p->pid, SIGTERM);
     ev_timer_start(sup->loop, &sup->kill_timer);
     sup_check_stopped(sup);
 }

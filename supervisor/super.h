@@ -11,19 +11,40 @@
 
 #include "shared/conf.h"
 #include "shared/stats.h"
+#include "supervisor/config.h"
 #include "supervisor/listen.h"
+
+#include <sys/queue.h>
 
 struct supervisor;
 
+/* What a worker process is to the supervisor. */
+enum wproc_role {
+    WPROC_CURRENT, /* serves its slot for the current generation */
+    WPROC_PENDING, /* started by a reload, not yet serving */
+    WPROC_OLD      /* replaced by a reload (draining) or abandoned */
+};
+
+/* One worker process. */
+struct wproc {
+    LIST_ENTRY(wproc) link;
+    struct supervisor *sup;
+    pid_t pid;
+    int slot;
+    int block; /* its stats block */
+    uint32_t generation;
+    enum wproc_role role;
+    ev_tstamp started;
+    bool stalled; /* heartbeat late: logged once */
+    ev_child child;
+};
+
+/* One worker slot: its current process and its restart backoff. */
 struct slot {
     struct supervisor *sup;
     int index;
-    pid_t pid;          /* 0 while no worker runs in the slot */
-    ev_tstamp started;  /* when the current worker was forked */
-    int quick_deaths;   /* deaths within SLOT_QUICK_S of start, in a row */
-    int block;          /* its stats block, -1 while no worker runs */
-    bool stalled;       /* heartbeat late: logged once */
-    ev_child child;
+    struct wproc *cur; /* NULL while no worker runs in the slot */
+    int quick_deaths;  /* deaths within SLOT_QUICK_S of start, in a row */
     ev_timer respawn;
 };
 
@@ -38,10 +59,17 @@ struct supervisor {
     struct control *control;
     struct slot *slots;
     int nslots;
-    int *cpus;  /* CPU for each slot, or NULL without affinity */
+    int workers_override; /* weftd -w, or 0 */
+    int ncpus;            /* CPUs this process may run on */
+    int *cpus;            /* CPU for each slot */
+    int *rows;            /* each listener's row in the stats blocks */
+    LIST_HEAD(, wproc) procs; /* every worker process alive */
+    struct reload *reload;    /* in progress, or NULL */
+    const char *config_path;  /* NULL: the built-in configuration */
     bool stopping;
     ev_signal sigterm;
     ev_signal sigint;
+    ev_signal sighup;
     ev_timer kill_timer;
 };
 
@@ -49,6 +77,38 @@ struct supervisor {
 int proc_start(struct supervisor *sup);
 void proc_stop(struct supervisor *sup);
 void proc_free(struct supervisor *sup);
+
+/*
+ * Fork a worker for slot running cfg on the sockets of ls, with stats
+ * rows rows, in role. Returns it, or NULL (logged).
+ */
+struct wproc *proc_spawn(struct supervisor *sup, int slot,
+                         const struct config *cfg,
+                         const struct listen_set *ls, const int *rows,
+                         enum wproc_role role);
+
+/* supervisor/reload.c */
+
+/* Called when a reload ends: err NULL on success. */
+typedef void (*reload_done_fn)(void *arg, const char *err);
+
+/*
+ * Read the configuration again and start a new generation on the same
+ * sockets. Returns NULL when started (done(arg, ...) follows once the new
+ * workers serve or failed), or an error without calling done; a refused
+ * configuration's lines are in errs.
+ */
+const char *reload_start(struct supervisor *sup, reload_done_fn done,
+                         void *arg, struct config_errors *errs);
+
+/* A pending worker of the reload in progress died. */
+void reload_worker_died(struct supervisor *sup, struct wproc *p);
+
+/* Give up the reload in progress (stopping). */
+void reload_abort(struct supervisor *sup, const char *why);
+
+/* The number of workers cfg asks for (weftd -w first). */
+int sup_worker_count(const struct supervisor *sup, const struct config *cfg);
 
 /* A heartbeat older than this marks a worker as stalled. */
 #define HEARTBEAT_STALL_MS 3000

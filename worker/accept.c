@@ -18,7 +18,8 @@ void listener_update(struct weft_listener *ln)
     int max = ln->conf->max_connections;
 
     ln->full = max > 0 && ln->nconns >= max;
-    bool on = !w->stopping && !w->accept_blocked && !ln->full;
+    bool on = !w->stopping && !w->draining && !w->accept_blocked &&
+              !ln->full;
     if (on && !ev_is_active(&ln->io))
         ev_io_start(w->loop, &ln->io);
     else if (!on && ev_is_active(&ln->io))

@@ -131,6 +131,7 @@ static void conn_destroy(struct weft_conn *c)
         if (ln->full)
             listener_update(ln);
     }
+    worker_check_drained(worker_self);
 }
 
 /* The half-close steps that wait for an empty queue or the peer's FIN. */
@@ -492,6 +493,16 @@ void conn_connected(struct weft_conn *c, void *data)
 {
     c->data = data;
     conn_made(c);
+}
+
+void conn_drain(struct weft_conn *c)
+{
+    if (c->state != CONN_OPEN || c->proto->drain == NULL)
+        return;
+    c->busy = 1;
+    c->proto->drain(c);
+    c->busy = 0;
+    conn_settle(c);
 }
 
 void conn_discard(struct weft_conn *c)

@@ -74,6 +74,9 @@ void conn_connected(struct weft_conn *c, void *data);
 /* Drop a connection that never connected; its protocol is not told. */
 void conn_discard(struct weft_conn *c);
 
+/* The worker drains: tell c's protocol (once). */
+void conn_drain(struct weft_conn *c);
+
 /* Settle every connection touched outside its own callbacks. */
 void conn_settle_cb(struct ev_loop *loop, ev_prepare *p, int revents);
 

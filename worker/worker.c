@@ -54,6 +54,54 @@ static void worker_sigterm_cb(struct ev_loop *loop, ev_signal *s, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+void worker_check_drained(struct worker *w)
+{
+    if (w->draining && LIST_EMPTY(&w->conns))
+        ev_break(w->loop, EVBREAK_ALL);
+}
+
+/* shutdown_timeout passed: the connections left are closed at exit. */
+static void worker_drain_timeout_cb(struct ev_loop *loop, ev_timer *t,
+                                    int revents)
+{
+    struct worker *w = container_of(t, struct worker, drain_timer);
+    int n = 0;
+    struct weft_conn *c;
+
+    (void)revents;
+    LIST_FOREACH(c, &w->conns, link)
+        n++;
+    log_warn("%s: worker %d: shutdown_timeout (%d s) passed; closing %d "
+             "connection(s)", __func__, w->slot, w->shutdown_timeout, n);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/*
+ * A reload replaced this worker: stop accepting (the new generation
+ * accepts on the same sockets), tell the protocols, and leave once the
+ * last connection ends or shutdown_timeout passes.
+ */
+static void worker_drain_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+    struct worker *w = container_of(s, struct worker, sigdrain);
+    struct weft_conn *c, *next;
+
+    (void)revents;
+    if (w->draining)
+        return;
+    w->draining = true;
+    atomic_store(&w->stats->state, WORKER_DRAINING);
+    for (size_t i = 0; i < w->nlisteners; i++)
+        ev_io_stop(loop, &w->listeners[i].io);
+    for (c = LIST_FIRST(&w->conns); c != NULL; c = next) {
+        next = LIST_NEXT(c, link);
+        conn_drain(c);
+    }
+    ev_timer_set(&w->drain_timer, w->shutdown_timeout, 0);
+    ev_timer_start(loop, &w->drain_timer);
+    worker_check_drained(w);
+}
+
 /* Watch this slot's socket of every listener. */
 static int worker_listen(struct worker *w, const struct worker_spec *spec)
 {
@@ -67,7 +115,7 @@ static int worker_listen(struct worker *w, const struct worker_spec *spec)
         struct weft_listener *ln = &w->listeners[i];
         ln->w = w;
         ln->conf = &cfg->listeners[i];
-        ln->stats = &w->stats->row[i];
+        ln->stats = &w->stats->row[spec->rows[i]];
         ln->udp.fd = spec->fds[i];
         ln->udp.ln = ln;
         bool udp = ln->conf->addr.kind == ADDR_UDP;
@@ -109,6 +157,8 @@ static void worker_cleanup(struct worker *w)
     }
     ev_timer_stop(w->loop, &w->accept_retry);
     ev_timer_stop(w->loop, &w->heartbeat);
+    ev_timer_stop(w->loop, &w->drain_timer);
+    ev_signal_stop(w->loop, &w->sigdrain);
     ev_prepare_stop(w->loop, &w->settle_w);
     ev_signal_stop(w->loop, &w->sigterm);
     free(w->listeners);
@@ -144,6 +194,10 @@ void worker_main(const struct worker_spec *spec)
     ev_timer_init(&w.accept_retry, accept_retry_cb, 0, 0);
     ev_signal_init(&w.sigterm, worker_sigterm_cb, SIGTERM);
     ev_signal_start(w.loop, &w.sigterm);
+    ev_signal_init(&w.sigdrain, worker_drain_cb, SIGUSR2);
+    ev_signal_start(w.loop, &w.sigdrain);
+    ev_timer_init(&w.drain_timer, worker_drain_timeout_cb, 0, 0);
+    w.shutdown_timeout = spec->cfg->shutdown_timeout;
     if (worker_listen(&w, spec) == -1) {
         worker_cleanup(&w);
         exit(1);
@@ -193,6 +247,11 @@ void weft_count(struct weft_listener *l, enum weft_counter what,
     stats_add(r, what == WEFT_COUNT_REQUESTS ? STAT_requests
                                              : STAT_protocol_errors,
               n);
+}
+
+int weft_worker_draining(void)
+{
+    return worker_self && worker_self->draining;
 }
 
 int weft_worker_slot(void)

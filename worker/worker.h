@@ -21,6 +21,7 @@ struct worker_spec {
     int slot;
     int cpu;        /* CPU to pin to, or -1 */
     const int *fds; /* this slot's socket for each listener, in config order */
+    const int *rows; /* each listener's row in the stats block */
     struct stats_block *stats; /* this worker's block in shared memory */
 };
 
@@ -55,7 +56,8 @@ struct worker {
     struct ev_loop *loop;
     int slot;
     bool stopping;
-    bool exiting; /* tearing down: no new outgoing connections */
+    bool draining; /* replaced by a reload: exit once connections end */
+    bool exiting;  /* tearing down: no new outgoing connections */
     struct weft_listener *listeners;
     size_t nlisteners;
     struct conn_list conns;
@@ -75,7 +77,13 @@ struct worker {
     bool accept_blocked; /* out of descriptors: accepting is paused */
     bool accept_logged;
     ev_signal sigterm;
+    ev_signal sigdrain;
+    ev_timer drain_timer; /* shutdown_timeout of a draining worker */
+    int shutdown_timeout;
 };
+
+/* A draining worker whose last connection ended leaves its loop. */
+void worker_check_drained(struct worker *w);
 
 /* The worker of this process (NULL in the supervisor). */
 extern struct worker *worker_self;

@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a struct or a function here changes incompatibly. */
-#define WEFT_ABI_VERSION 1
+#define WEFT_ABI_VERSION 2
 
 struct weft_conn;
 struct weft_udp;
@@ -111,6 +111,16 @@ struct weft_protocol {
     void (*datagram_received)(struct weft_udp *u, const char *data,
                               size_t len, const struct sockaddr *from,
                               socklen_t fromlen);
+
+    /*
+     * The worker is draining (a reload replaced it): it accepts nothing
+     * more and exits when its last connection closes, or when
+     * shutdown_timeout closes the rest. Called once for each open
+     * connection: finish the exchange in progress and close (HTTP answers
+     * the next request with "Connection: close"). NULL: connections
+     * simply run to their end.
+     */
+    void (*drain)(struct weft_conn *c);
 };
 
 /* ---- Transport: writing ------------------------------------------------ */
@@ -197,6 +207,8 @@ const char *weft_listener_name(const struct weft_listener *l);
 unsigned weft_listener_idle_timeout(const struct weft_listener *l);
 /* The slot of the worker running this code, 0..workers-1. */
 int weft_worker_slot(void);
+/* 1 once this worker is draining (see drain), else 0. */
+int weft_worker_draining(void);
 
 /* What a protocol counts in weftd's stats, beside what weft counts. */
 enum weft_counter {

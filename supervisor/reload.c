@@ -1,0 +1,291 @@
+/*
+ * Reload: read the configuration again and, when it is valid, start a new
+ * generation of workers on the same listening sockets (opening only those
+ * of new listeners). Once every new worker serves, the old ones are told
+ * to drain (SIGUSR2): they stop accepting at once, and the new ones accept
+ * from the very same sockets, so nothing queued is lost. A configuration
+ * that is refused, or new workers that fail to start, leave the old
+ * generation serving untouched.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shared/log.h"
+#include "shared/util.h"
+#include "supervisor/super.h"
+
+/* New workers must serve within this, or the reload is abandoned. */
+#define RELOAD_READY_TIMEOUT_S 8.0
+#define RELOAD_POLL_S 0.01
+
+struct reload {
+    struct supervisor *sup;
+    struct config *cfg;
+    struct listen_set ls;
+    int *rows;
+    struct wproc **pending; /* one per slot; NULL once it died */
+    ev_timer poll;
+    ev_tstamp deadline;
+    reload_done_fn done;
+    void *arg;
+};
+
+int sup_worker_count(const struct supervisor *sup, const struct config *cfg)
+{
+    if (sup->workers_override)
+        return sup->workers_override;
+    return cfg->workers ? cfg->workers : sup->ncpus;
+}
+
+/*
+ * What this version cannot change without a restart. Returns NULL, or a
+ * static reason.
+ */
+static const char *reload_unsupported(const struct supervisor *sup,
+                                      const struct config *cfg)
+{
+    const struct config *old = sup->cfg;
+
+    if (sup_worker_count(sup, cfg) != sup->nslots)
+        return "changing the number of workers needs a restart";
+    for (size_t i = 0; i < old->nlisteners; i++) {
+        bool kept = false;
+        for (size_t j = 0; j < cfg->nlisteners && !kept; j++)
+            kept = addr_equal(&old->listeners[i].addr, &cfg->listeners[j].addr);
+        if (!kept)
+            return "removing a listener needs a restart";
+    }
+    if (strcmp(old->control.path, cfg->control.path) != 0 ||
+        old->control.has_admin != cfg->control.has_admin ||
+        (cfg->control.has_admin &&
+         !addr_equal(&old->control.admin, &cfg->control.admin)))
+        return "changing control or admin needs a restart";
+    return NULL;
+}
+
+/*
+ * The stats row of each listener of cfg: the row its name had before, or
+ * a new one. Returns the array, or NULL when rows run out.
+ */
+static int *reload_rows(struct supervisor *sup, const struct config *cfg)
+{
+    struct stats_header *h = &sup->stats->h;
+    int *rows = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(int));
+
+    if (rows == NULL)
+        return NULL;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const char *name = cfg->listeners[i].name;
+        uint32_t r = 0;
+        while (r < h->nlisteners && strcmp(h->listener[r], name) != 0)
+            r++;
+        if (r == h->nlisteners) {
+            if (r == STATS_MAX_LISTENERS) {
+                free(rows);
+                return NULL;
+            }
+            snprintf(h->listener[r], sizeof(h->listener[r]), "%s", name);
+            h->nlisteners++;
+        }
+        rows[i] = (int)r;
+    }
+    return rows;
+}
+
+/* Free what the reload built and is not handed over. */
+static void reload_free(struct reload *r)
+{
+    ev_timer_stop(r->sup->loop, &r->poll);
+    free(r->pending);
+    free(r->rows);
+    free(r);
+}
+
+/* Give up: drain the new workers, close the new sockets, report err. */
+static void reload_fail(struct reload *r, const char *err)
+{
+    struct supervisor *sup = r->sup;
+    reload_done_fn done = r->done;
+    void *arg = r->arg;
+
+    for (int i = 0; i < sup->nslots; i++) {
+        struct wproc *p = r->pending[i];
+        if (p == NULL)
+            continue;
+        /* It may have accepted connections already: let it drain them
+         * rather than reset them; its exit is just logged. */
+        p->role = WPROC_OLD;
+        kill(p->pid, SIGUSR2);
+    }
+    listen_drop(&r->ls, &sup->ls);
+    config_free(r->cfg);
+    sup->reload = NULL;
+    reload_free(r);
+    log_warn("%s: reload failed: %s; generation %u keeps serving", __func__,
+             err, sup->generation);
+    if (done != NULL)
+        done(arg, err);
+}
+
+/* Every new worker serves: swap generations, tell the old ones to drain. */
+static void reload_commit(struct reload *r)
+{
+    struct supervisor *sup = r->sup;
+    reload_done_fn done = r->done;
+    void *arg = r->arg;
+
+    for (int i = 0; i < sup->nslots; i++) {
+        struct slot *sl = &sup->slots[i];
+        if (sl->cur != NULL) {
+            sl->cur->role = WPROC_OLD;
+            kill(sl->cur->pid, SIGUSR2);
+        }
+        ev_timer_stop(sup->loop, &sl->respawn);
+        sl->cur = r->pending[i];
+        sl->cur->role = WPROC_CURRENT;
+        sl->quick_deaths = 0;
+    }
+    /* Every socket of the old set is in the new one (a listener cannot be
+     * removed yet), so none is closed here. */
+    listen_drop(&sup->ls, &r->ls);
+    sup->ls = r->ls;
+    config_free(sup->cfg);
+    sup->cfg = r->cfg;
+    free(sup->rows);
+    sup->rows = r->rows;
+    r->rows = NULL;
+    sup->generation++;
+    sup->stats->h.generation = sup->generation;
+    sup->reload = NULL;
+    reload_free(r);
+    log_info("%s: generation %u serving; the previous one drains", __func__,
+             sup->generation);
+    if (done != NULL)
+        done(arg, NULL);
+}
+
+/* Are all new workers up? Polled until they are or the deadline. */
+static void reload_poll_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct reload *r = container_of(t, struct reload, poll);
+    struct supervisor *sup = r->sup;
+
+    (void)revents;
+    for (int i = 0; i < sup->nslots; i++) {
+        int b = r->pending[i]->block;
+        if (atomic_load(&sup->stats->block[b].state) != WORKER_RUNNING) {
+            if (ev_now(loop) > r->deadline)
+                reload_fail(r, "the new workers did not start in time");
+            return;
+        }
+    }
+    reload_commit(r);
+}
+
+void reload_worker_died(struct supervisor *sup, struct wproc *p)
+{
+    struct reload *r = sup->reload;
+
+    if (r == NULL)
+        return;
+    for (int i = 0; i < sup->nslots; i++)
+        if (r->pending[i] == p)
+            r->pending[i] = NULL;
+    reload_fail(r, "a new worker exited while starting (see the log)");
+}
+
+void reload_abort(struct supervisor *sup, const char *why)
+{
+    if (sup->reload != NULL)
+        reload_fail(sup->reload, why);
+}
+
+/* Load the configuration from where the running one came from. */
+static struct config *reload_load(const struct supervisor *sup,
+                                  struct config_errors *errs)
+{
+    if (sup->config_path == NULL)
+        return config_load_string(config_default_text, "<built-in>", errs);
+    return config_load(sup->config_path, errs);
+}
+
+/* Fork the new generation's worker of every slot; -1 on a failure. */
+static int reload_spawn(struct reload *r)
+{
+    struct supervisor *sup = r->sup;
+
+    for (int i = 0; i < sup->nslots; i++) {
+        r->pending[i] = proc_spawn(sup, i, r->cfg, &r->ls, r->rows,
+                                   WPROC_PENDING);
+        if (r->pending[i] == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+const char *reload_start(struct supervisor *sup, reload_done_fn done,
+                         void *arg, struct config_errors *errs)
+{
+    static char err[512];
+    const char *why;
+    struct reload *r;
+
+    errs->count = 0;
+    errs->len = 0;
+    errs->text[0] = '\0';
+    if (sup->stopping)
+        return "weftd is stopping";
+    if (sup->reload != NULL)
+        return "a reload is already in progress";
+    struct config *cfg = reload_load(sup, errs);
+    if (cfg == NULL) {
+        log_error("%s: configuration refused; generation %u keeps serving",
+                  __func__, sup->generation);
+        for (const char *l = errs->text; *l != '\0';) {
+            size_t n = strcspn(l, "\n");
+            log_error("%s: %.*s", __func__, (int)n, l);
+            l += n + (l[n] == '\n');
+        }
+        return "configuration refused";
+    }
+    if ((why = reload_unsupported(sup, cfg)) != NULL) {
+        log_error("%s: reload refused: %s", __func__, why);
+        config_free(cfg);
+        return why;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->pending = calloc((size_t)sup->nslots,
+                                          sizeof(*r->pending))) == NULL ||
+        (r->rows = reload_rows(sup, cfg)) == NULL) {
+        if (r != NULL)
+            free(r->pending);
+        free(r);
+        config_free(cfg);
+        return "out of memory or stats rows";
+    }
+    r->sup = sup;
+    r->cfg = cfg;
+    r->done = done;
+    r->arg = arg;
+    ev_timer_init(&r->poll, reload_poll_cb, RELOAD_POLL_S, RELOAD_POLL_S);
+    if (listen_reuse(sup->cfg, &sup->ls, cfg, &r->ls, err, sizeof(err)) ==
+        -1) {
+        config_free(cfg);
+        reload_free(r);
+        return err;
+    }
+    sup->reload = r;
+    r->done = NULL; /* a failure now is reported by the return value */
+    if (reload_spawn(r) == -1) {
+        reload_fail(r, "cannot start the new workers");
+        return "cannot start the new workers";
+    }
+    r->done = done;
+    r->deadline = ev_now(sup->loop) + RELOAD_READY_TIMEOUT_S;
+    ev_timer_start(sup->loop, &r->poll);
+    log_info("%s: configuration %s accepted; starting generation %u",
+             __func__, cfg->path, sup->generation + 1);
+    return NULL;
+}
