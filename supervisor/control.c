@@ -215,7 +215,7 @@ static void cmd_reload(struct control *ctl, struct strbuf *out)
 static void cmd_stop(struct control *ctl, struct strbuf *out)
 {
     log_info("%s: stop requested on the control socket", __func__);
-    proc_stop(ctl->sup);
+    proc_stop(ctl->sup, ctl->sup->cfg->shutdown_timeout);
     strbuf_puts(out, "{\"ok\": true}\n");
 }
 

@@ -166,8 +166,11 @@ static void stop_cb(struct ev_loop *loop, ev_signal *s, int revents)
 
     (void)loop;
     (void)revents;
+    /* SIGTERM drains for shutdown_timeout; Ctrl-C for a moment, and a
+     * second Ctrl-C stops at once. */
     log_info("%s: %s: stopping", __func__, strsignal(s->signum));
-    proc_stop(sup);
+    proc_stop(sup, s->signum == SIGINT ? STOP_GRACE_SIGINT_S
+                                       : sup->cfg->shutdown_timeout);
 }
 
 static void reload_logged(void *arg, const char *err)

@@ -25,7 +25,7 @@
 #define SLOT_QUICK_S 1.0
 #define SLOT_BACKOFF_MIN_S 0.1
 #define SLOT_BACKOFF_MAX_S 5.0
-/* Workers still alive this long after SIGTERM are killed. */
+/* Workers still alive this long after SIGQUIT are killed. */
 #define STOP_KILL_S 1.5
 
 static const char *const role_names[] = {
@@ -53,6 +53,7 @@ static void child_become_worker(struct supervisor *sup,
     ev_signal_stop(loop, &sup->sigint);
     ev_signal_stop(loop, &sup->sighup);
     ev_timer_stop(loop, &sup->kill_timer);
+    ev_timer_stop(loop, &sup->quit_timer);
     ev_timer_stop(loop, &sup->heartbeat_check);
     control_forget(sup->control);
     sup->control = NULL;
@@ -173,6 +174,7 @@ static void sup_check_stopped(struct supervisor *sup)
     if (!LIST_EMPTY(&sup->procs))
         return;
     ev_timer_stop(sup->loop, &sup->kill_timer);
+    ev_timer_stop(sup->loop, &sup->quit_timer);
     ev_timer_stop(sup->loop, &sup->heartbeat_check);
     ev_break(sup->loop, EVBREAK_ALL);
 }
@@ -227,6 +229,7 @@ static void proc_child_cb(struct ev_loop *loop, ev_child *w, int revents)
         sup_check_stopped(sup);
 }
 
+/* Workers that outlive the stop's last stage are killed. */
 static void kill_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct supervisor *sup = container_of(t, struct supervisor, kill_timer);
@@ -239,6 +242,30 @@ static void kill_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
                  role_names[p->role], p->slot, (long)p->pid);
         kill(p->pid, SIGKILL);
     }
+}
+
+/* Tell every worker to stop now (SIGQUIT); kill what is left later. */
+static void proc_quit(struct supervisor *sup)
+{
+    struct wproc *p;
+
+    LIST_FOREACH(p, &sup->procs, link)
+        kill(p->pid, SIGQUIT);
+    ev_timer_stop(sup->loop, &sup->quit_timer);
+    ev_timer_stop(sup->loop, &sup->kill_timer);
+    ev_timer_set(&sup->kill_timer, STOP_KILL_S, 0);
+    ev_timer_start(sup->loop, &sup->kill_timer);
+}
+
+static void quit_timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct supervisor *sup = container_of(t, struct supervisor, quit_timer);
+
+    (void)loop;
+    (void)revents;
+    log_warn("%s: workers still draining after %.1f s; stopping them now",
+             __func__, sup->stop_grace);
+    proc_quit(sup);
 }
 
 /* Log a worker whose loop stopped turning, and when it turns again. */
@@ -273,6 +300,7 @@ int proc_start(struct supervisor *sup)
         return -1;
     LIST_INIT(&sup->procs);
     ev_timer_init(&sup->kill_timer, kill_timer_cb, STOP_KILL_S, 0);
+    ev_timer_init(&sup->quit_timer, quit_timer_cb, 0, 0);
     ev_timer_init(&sup->heartbeat_check, heartbeat_check_cb, 1.0, 1.0);
     ev_timer_start(sup->loop, &sup->heartbeat_check);
     for (int i = 0; i < sup->nslots; i++) {
@@ -286,20 +314,31 @@ int proc_start(struct supervisor *sup)
     return 0;
 }
 
-/* Tell every worker to stop; the loop ends when the last one is gone. */
-void proc_stop(struct supervisor *sup)
+/*
+ * Stop: every worker takes what is queued, stops accepting and drains
+ * (SIGTERM); after grace seconds the rest are told to stop now. Asked
+ * again while stopping, stop now. The loop ends with the last worker.
+ */
+void proc_stop(struct supervisor *sup, double grace)
 {
     struct wproc *p;
 
-    if (sup->stopping)
+    if (sup->stopping) {
+        proc_quit(sup);
         return;
+    }
     sup->stopping = true;
+    sup->stop_grace = grace;
     reload_abort(sup, "weftd is stopping");
     for (int i = 0; i < sup->nslots; i++)
         ev_timer_stop(sup->loop, &sup->slots[i].respawn);
     LIST_FOREACH(p, &sup->procs, link)
         kill(p->pid, SIGTERM);
-    ev_timer_start(sup->loop, &sup->kill_timer);
+    /* The workers take what is queued and close their copies; once ours
+     * are closed too, new connections are refused, not queued for nobody. */
+    listen_close(&sup->ls);
+    ev_timer_set(&sup->quit_timer, grace, 0);
+    ev_timer_start(sup->loop, &sup->quit_timer);
     sup_check_stopped(sup);
 }
 

@@ -70,12 +70,17 @@ struct supervisor {
     ev_signal sigterm;
     ev_signal sigint;
     ev_signal sighup;
+    ev_timer quit_timer; /* end of a graceful stop's grace */
+    double stop_grace;
     ev_timer kill_timer;
 };
 
 /* supervisor/proc.c */
 int proc_start(struct supervisor *sup);
-void proc_stop(struct supervisor *sup);
+void proc_stop(struct supervisor *sup, double grace);
+
+/* SIGINT in a terminal: drain for at most this long. */
+#define STOP_GRACE_SIGINT_S 1.0
 void proc_free(struct supervisor *sup);
 
 /*

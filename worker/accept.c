@@ -66,25 +66,22 @@ static void accept_drained(struct worker *w)
     log_info("%s: accepting again, the queue is drained", __func__);
 }
 
-/* Accept what the kernel has queued, up to a batch, as new connections. */
-void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+bool accept_batch(struct weft_listener *ln)
 {
-    struct weft_listener *ln = container_of(io, struct weft_listener, io);
     int max = ln->conf->max_connections;
 
-    (void)loop;
-    (void)revents;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         if (max > 0 && ln->nconns >= max) {
             listener_update(ln); /* the rest wait in the accept queue */
-            return;
+            return true;
         }
-        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(ln->io.fd, NULL, NULL,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
             switch (errno) {
             case EAGAIN:
                 accept_drained(ln->w);
-                return;
+                return true;
             case EINTR:
             case ECONNABORTED:
             case EPROTO:
@@ -94,13 +91,21 @@ void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             case ENOBUFS:
             case ENOMEM:
                 accept_block(ln->w, errno);
-                return;
+                return true;
             default:
                 log_error("%s: listener %s: accept: %s", __func__,
                           ln->conf->name, strerror(errno));
-                return;
+                return true;
             }
         }
         conn_new(ln, fd);
     }
+    return false;
+}
+
+void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    accept_batch(container_of(io, struct weft_listener, io));
 }

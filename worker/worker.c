@@ -43,9 +43,11 @@ static void worker_heartbeat_cb(struct ev_loop *loop, ev_timer *t,
 }
 
 /* SIGTERM: stop accepting, close every connection, leave the loop. */
-static void worker_sigterm_cb(struct ev_loop *loop, ev_signal *s, int revents)
+/* SIGQUIT: stop now; connections are closed at exit. */
+static void worker_sigquit_cb(struct ev_loop *loop, ev_signal *s,
+                              int revents)
 {
-    struct worker *w = container_of(s, struct worker, sigterm);
+    struct worker *w = container_of(s, struct worker, sigquit);
 
     (void)revents;
     w->stopping = true;
@@ -77,16 +79,14 @@ static void worker_drain_timeout_cb(struct ev_loop *loop, ev_timer *t,
 }
 
 /*
- * A reload replaced this worker: stop accepting (the new generation
- * accepts on the same sockets), tell the protocols, and leave once the
- * last connection ends or shutdown_timeout passes.
+ * Stop accepting, tell the protocols, and leave once the last connection
+ * ends or shutdown_timeout passes.
  */
-static void worker_drain_cb(struct ev_loop *loop, ev_signal *s, int revents)
+static void worker_drain(struct worker *w)
 {
-    struct worker *w = container_of(s, struct worker, sigdrain);
+    struct ev_loop *loop = w->loop;
     struct weft_conn *c, *next;
 
-    (void)revents;
     if (w->draining)
         return;
     w->draining = true;
@@ -100,6 +100,46 @@ static void worker_drain_cb(struct ev_loop *loop, ev_signal *s, int revents)
     ev_timer_set(&w->drain_timer, w->shutdown_timeout, 0);
     ev_timer_start(loop, &w->drain_timer);
     worker_check_drained(w);
+}
+
+/* SIGUSR2: a reload replaced us; the new generation accepts from now. */
+static void worker_sigdrain_cb(struct ev_loop *loop, ev_signal *s,
+                               int revents)
+{
+    (void)loop;
+    (void)revents;
+    worker_drain(container_of(s, struct worker, sigdrain));
+}
+
+/*
+ * SIGTERM: weftd stops gracefully. Nobody will accept after us: take
+ * what is already queued, so it is served rather than reset, and close
+ * our copy of each socket, so that once every copy is closed new
+ * connections are refused instead of queued for nobody. Then drain.
+ */
+static void worker_sigterm_cb(struct ev_loop *loop, ev_signal *s,
+                              int revents)
+{
+    struct worker *w = container_of(s, struct worker, sigterm);
+
+    (void)revents;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        struct weft_listener *ln = &w->listeners[i];
+        /* Bounded: a flood must not keep a stopping worker here. */
+        for (int n = 0; n < 64 && ln->conf->addr.kind == ADDR_TCP &&
+                        ev_is_active(&ln->io) && !accept_batch(ln);
+             n++)
+            ;
+    }
+    worker_drain(w);
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        struct weft_listener *ln = &w->listeners[i];
+        ev_io_stop(loop, &ln->io);
+        if (ln->io.fd != -1)
+            close(ln->io.fd);
+        ln->io.fd = -1;
+        ln->udp.fd = -1;
+    }
 }
 
 /* Watch this slot's socket of every listener. */
@@ -153,12 +193,14 @@ static void worker_cleanup(struct worker *w)
         ev_io_stop(w->loop, &ln->io);
         if (ln->started && ln->conf->proto->stop != NULL)
             ln->conf->proto->stop(ln);
-        close(ln->io.fd);
+        if (ln->io.fd != -1)
+            close(ln->io.fd);
     }
     ev_timer_stop(w->loop, &w->accept_retry);
     ev_timer_stop(w->loop, &w->heartbeat);
     ev_timer_stop(w->loop, &w->drain_timer);
     ev_signal_stop(w->loop, &w->sigdrain);
+    ev_signal_stop(w->loop, &w->sigquit);
     ev_prepare_stop(w->loop, &w->settle_w);
     ev_signal_stop(w->loop, &w->sigterm);
     free(w->listeners);
@@ -194,8 +236,10 @@ void worker_main(const struct worker_spec *spec)
     ev_timer_init(&w.accept_retry, accept_retry_cb, 0, 0);
     ev_signal_init(&w.sigterm, worker_sigterm_cb, SIGTERM);
     ev_signal_start(w.loop, &w.sigterm);
-    ev_signal_init(&w.sigdrain, worker_drain_cb, SIGUSR2);
+    ev_signal_init(&w.sigdrain, worker_sigdrain_cb, SIGUSR2);
     ev_signal_start(w.loop, &w.sigdrain);
+    ev_signal_init(&w.sigquit, worker_sigquit_cb, SIGQUIT);
+    ev_signal_start(w.loop, &w.sigquit);
     ev_timer_init(&w.drain_timer, worker_drain_timeout_cb, 0, 0);
     w.shutdown_timeout = spec->cfg->shutdown_timeout;
     if (worker_listen(&w, spec) == -1) {

@@ -77,7 +77,8 @@ struct worker {
     bool accept_blocked; /* out of descriptors: accepting is paused */
     bool accept_logged;
     ev_signal sigterm;
-    ev_signal sigdrain;
+    ev_signal sigdrain; /* SIGUSR2: replaced by a reload */
+    ev_signal sigquit;  /* SIGQUIT: stop now */
     ev_timer drain_timer; /* shutdown_timeout of a draining worker */
     int shutdown_timeout;
 };
@@ -90,6 +91,12 @@ extern struct worker *worker_self;
 
 /* worker/accept.c */
 void accept_cb(struct ev_loop *loop, ev_io *io, int revents);
+/*
+ * Accept what the kernel has queued, up to a batch, as new connections.
+ * Returns true when there is nothing more to take now (queue empty, a
+ * limit reached, an error), false when the batch ended first.
+ */
+bool accept_batch(struct weft_listener *ln);
 void accept_retry_cb(struct ev_loop *loop, ev_timer *t, int revents);
 /* Start or stop the listener's watcher as its state asks. */
 void listener_update(struct weft_listener *ln);

@@ -1,11 +1,13 @@
 """SIGINT and SIGTERM to the supervisor, with clients connected.
 
 For each signal, a fresh weftd (2 workers, a TCP and a UDP echo listener on
-the same port) is started; an established TCP connection is left open and
-idle (after one echo on it), then the signal is sent to the supervisor:
-supervisor and both workers must be gone within 2 s, the supervisor's exit
-code must be 0, and both the TCP and the UDP port must be bindable again
-with a plain bind.
+the same port, shutdown_timeout = 1) is started; an established TCP
+connection is left open and idle (after one echo on it), then the signal is
+sent to the supervisor. Both stop gracefully: SIGTERM drains for at most
+shutdown_timeout, SIGINT for at most 1 s, and the idle connection holds
+the workers that long. Supervisor and both workers must be gone within
+2 s, the supervisor's exit code must be 0, and both the TCP and the UDP
+port must be bindable again with a plain bind.
 
 Synchronisation: polls /proc for the 2 workers, polls TCP and UDP probe
 echoes, then after the signal polls /proc and the exit status (deadline
@@ -26,6 +28,7 @@ import weftlib as W  # noqa: E402
 def one_signal(sig):
     port = W.free_port("both")
     conf = ("workers = 2;\n"
+            "shutdown_timeout = 1;\n"
             "listeners = (\n"
             '  { name = "echo"; listen = "127.0.0.1:%d"; protocol = "echo"; },\n'
             '  { name = "echo-udp"; listen = "udp://127.0.0.1:%d"; '
