@@ -103,8 +103,14 @@ struct wproc *proc_spawn(struct supervisor *sup, int slot,
     p->role = role;
     p->generation = sup->generation + (role == WPROC_PENDING ? 1 : 0);
     p->block = stats_block_claim(sup->stats, slot, 0, p->generation);
-    if (p->block == -1)
-        fatal("%s: worker %d: no free stats block", __func__, slot);
+    if (p->block == -1) {
+        /* Every block is held by a live worker: old generations still
+         * draining. Refuse this start rather than lose counts. */
+        log_error("%s: worker %d: no free stats block (%d worker processes "
+                  "alive)", __func__, slot, STATS_BLOCKS);
+        free(p);
+        return NULL;
+    }
     pid_t pid = fork();
     if (pid == -1) {
         log_error("%s: worker %d: fork: %s", __func__, slot,

@@ -46,52 +46,89 @@ int sup_worker_count(const struct supervisor *sup, const struct config *cfg)
 static const char *reload_unsupported(const struct supervisor *sup,
                                       const struct config *cfg)
 {
+    static char why[128];
     const struct config *old = sup->cfg;
+    const struct control_conf *a = &old->control, *b = &cfg->control;
+    int free_blocks = 0;
 
     if (sup_worker_count(sup, cfg) != sup->nslots)
         return "changing the number of workers needs a restart";
     for (size_t i = 0; i < old->nlisteners; i++) {
         bool kept = false;
         for (size_t j = 0; j < cfg->nlisteners && !kept; j++)
-            kept = addr_equal(&old->listeners[i].addr, &cfg->listeners[j].addr);
-        if (!kept)
-            return "removing a listener needs a restart";
+            kept = addr_equal(&old->listeners[i].addr,
+                              &cfg->listeners[j].addr);
+        if (!kept) {
+            snprintf(why, sizeof(why),
+                     "removing listener %s needs a restart",
+                     old->listeners[i].name);
+            return why;
+        }
     }
-    if (strcmp(old->control.path, cfg->control.path) != 0 ||
-        old->control.has_admin != cfg->control.has_admin ||
-        (cfg->control.has_admin &&
-         !addr_equal(&old->control.admin, &cfg->control.admin)))
+    if (strcmp(a->path, b->path) != 0 || a->mode != b->mode ||
+        a->has_group != b->has_group || a->gid != b->gid ||
+        a->has_admin != b->has_admin ||
+        (b->has_admin && !addr_equal(&a->admin, &b->admin)))
         return "changing control or admin needs a restart";
+    for (int i = 0; i < STATS_BLOCKS; i++)
+        free_blocks += atomic_load(&sup->stats->block[i].state) ==
+                       WORKER_FREE;
+    if (free_blocks < sup->nslots)
+        return "too many workers of earlier generations are still "
+               "draining; try again when they are done";
     return NULL;
 }
 
 /*
  * The stats row of each listener of cfg: the row its name had before, or
- * a new one. Returns the array, or NULL when rows run out.
+ * the next unnamed one (named only when the reload commits). Returns the
+ * array, or NULL when rows run out.
  */
-static int *reload_rows(struct supervisor *sup, const struct config *cfg)
+static int *reload_rows(const struct supervisor *sup,
+                        const struct config *cfg)
 {
-    struct stats_header *h = &sup->stats->h;
+    const struct stats_header *h = &sup->stats->h;
     int *rows = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(int));
+    int next = (int)h->nlisteners;
 
     if (rows == NULL)
         return NULL;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const char *name = cfg->listeners[i].name;
-        uint32_t r = 0;
-        while (r < h->nlisteners && strcmp(h->listener[r], name) != 0)
+        int r = 0;
+        while (r < (int)h->nlisteners && strcmp(h->listener[r], name) != 0)
             r++;
-        if (r == h->nlisteners) {
-            if (r == STATS_MAX_LISTENERS) {
+        if (r == (int)h->nlisteners) {
+            if (next == STATS_MAX_LISTENERS) {
                 free(rows);
                 return NULL;
             }
-            snprintf(h->listener[r], sizeof(h->listener[r]), "%s", name);
-            h->nlisteners++;
+            r = next++;
         }
-        rows[i] = (int)r;
+        rows[i] = r;
     }
     return rows;
+}
+
+/*
+ * Name the rows the new listeners got. Counts a failed reload's workers
+ * left in a row that was never named do not belong to this listener.
+ */
+static void reload_name_rows(struct supervisor *sup, const struct config *cfg,
+                             const int *rows)
+{
+    struct stats_shm *s = sup->stats;
+
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        uint32_t r = (uint32_t)rows[i];
+        if (r < s->h.nlisteners)
+            continue;
+        for (int slot = 0; slot < STATS_MAX_SLOTS; slot++)
+            memset(&s->retired[slot][r], 0, sizeof(s->retired[slot][r]));
+        snprintf(s->h.listener[r], sizeof(s->h.listener[r]), "%s",
+                 cfg->listeners[i].name);
+        s->h.nlisteners = WEFT_MAX(s->h.nlisteners, r + 1);
+    }
 }
 
 /* Free what the reload built and is not handed over. */
@@ -151,6 +188,7 @@ static void reload_commit(struct reload *r)
      * removed yet), so none is closed here. */
     listen_drop(&sup->ls, &r->ls);
     sup->ls = r->ls;
+    reload_name_rows(sup, r->cfg, r->rows);
     config_free(sup->cfg);
     sup->cfg = r->cfg;
     free(sup->rows);
@@ -259,11 +297,14 @@ const char *reload_start(struct supervisor *sup, reload_done_fn done,
     if (r == NULL || (r->pending = calloc((size_t)sup->nslots,
                                           sizeof(*r->pending))) == NULL ||
         (r->rows = reload_rows(sup, cfg)) == NULL) {
+        why = r != NULL && r->pending != NULL
+                  ? "too many listener names for the stats (64 at most)"
+                  : "out of memory";
         if (r != NULL)
             free(r->pending);
         free(r);
         config_free(cfg);
-        return "out of memory or stats rows";
+        return why;
     }
     r->sup = sup;
     r->cfg = cfg;

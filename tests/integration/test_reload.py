@@ -23,8 +23,10 @@ Scenarios, in order, on the same weftd:
    the supervisor named weftd-w<slot>; older generations are draining.
    After each reload churn and every long-lived connection make progress.
    Then one more reload by SIGHUP.  The gen-1 workers holding the long-lived
-   connections are still there, draining, and every intermediate generation
-   has exited.  The reload call times (min/median/max) are reported.
+   connections are still there, draining (and accepted nothing since the
+   second reload, while churn went on), every intermediate generation has
+   exited, and the port still has one LISTEN socket per slot.  The reload
+   call times (min/median/max) are reported.
 2. Broken configs: a syntax error at a known line, then two errors at once
    (an unknown key, a value out of range), then a different worker count:
    each reload exits 1, stderr names CONFIG:LINE: of each error (or
@@ -34,7 +36,8 @@ Scenarios, in order, on the same weftd:
    after the reload the new port echoes at once, and an idle connection to
    it is closed by the server after about 0.7 s (the new setting is in
    force); the old port kept serving churn.  Removing that listener again is
-   refused (exit 1, stderr names it, generation unchanged).
+   refused (exit 1, stderr says "listener", generation and workers
+   unchanged).
 4. The long-lived connections are closed by the client: the gen-1 workers
    exit within 15 s, and `workers` shows only the current generation.
 5. shutdown_timeout = 1: one reload starts workers with it; then idle
@@ -50,7 +53,8 @@ SIGTERM stops weftd with exit code 0.
 Synchronisation: weftctl replies (reload is synchronous; workers --json
 polled for the generation), /proc for processes, counters of the load
 threads; all polled with wait_for deadlines.  Sleeping only paces the
-long-lived round trips and the stats watcher (Event.wait with a timeout).
+churn loops, the long-lived round trips and the stats watcher (Event.wait
+with a timeout).
 """
 
 import json
@@ -465,7 +469,9 @@ def workers_json(sock):
     for w in ws["workers"]:
         for key in ("slot", "pid", "generation", "state"):
             W.check(key in w, "workers: an entry without %r: %r" % (key, w))
-        W.check(w["state"] in ("running", "draining"),
+        # "starting": a new worker before its first heartbeat (seen while
+        # a SIGHUP reload is in progress).
+        W.check(w["state"] in ("starting", "running", "draining"),
                 "workers: state %r: %r" % (w["state"], w))
     return ws
 
@@ -706,10 +712,31 @@ def scenario_broken(t, churn, path, good):
     t.refused("workers = %d" % (SLOTS + 1), ["workers"])
     churn.check()
 
+    # A new listener on a port another process holds: refused, and the
+    # refusal leaves no trace in the stats (no listener of that name).
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind((W.LOOPBACK, 0))
+    held.listen(1)
+    try:
+        names = [l["name"] for l in ctl_json(t.sock, "stats")["listeners"]]
+        bad = list(good)
+        bad.insert(len(bad) - 1, '  ,{ name = "ghost"; listen = '
+                   '"127.0.0.1:%d"; protocol = "echo"; }'
+                   % held.getsockname()[1])
+        write_config(path, bad)
+        t.refused("a new listener on a port in use", ["ghost"])
+        after = [l["name"]
+                 for l in ctl_json(t.sock, "stats")["listeners"]]
+        W.check(after == names, "a refused reload changed the stats "
+                "listeners: %r -> %r" % (names, after))
+    finally:
+        held.close()
+    churn.check()
+
     write_config(path, good)
     took = t.reload("the good config restored")
     churn.wait_progress(N_CHURN, "after the good config is restored")
-    W.log("ok   2: 3 broken configs refused; the restored one reloads in "
+    W.log("ok   2: 4 broken configs refused; the restored one reloads in "
           "%.0f ms: generation %d" % (took * 1000, t.gen))
 
 
