@@ -46,25 +46,12 @@ int sup_worker_count(const struct supervisor *sup, const struct config *cfg)
 static const char *reload_unsupported(const struct supervisor *sup,
                                       const struct config *cfg)
 {
-    static char why[128];
     const struct config *old = sup->cfg;
     const struct control_conf *a = &old->control, *b = &cfg->control;
     int free_blocks = 0;
 
     if (sup_worker_count(sup, cfg) != sup->nslots)
         return "changing the number of workers needs a restart";
-    for (size_t i = 0; i < old->nlisteners; i++) {
-        bool kept = false;
-        for (size_t j = 0; j < cfg->nlisteners && !kept; j++)
-            kept = addr_equal(&old->listeners[i].addr,
-                              &cfg->listeners[j].addr);
-        if (!kept) {
-            snprintf(why, sizeof(why),
-                     "removing listener %s needs a restart",
-                     old->listeners[i].name);
-            return why;
-        }
-    }
     if (strcmp(a->path, b->path) != 0 || a->mode != b->mode ||
         a->has_group != b->has_group || a->gid != b->gid ||
         a->has_admin != b->has_admin ||
@@ -184,8 +171,9 @@ static void reload_commit(struct reload *r)
         sl->cur->role = WPROC_CURRENT;
         sl->quick_deaths = 0;
     }
-    /* Every socket of the old set is in the new one (a listener cannot be
-     * removed yet), so none is closed here. */
+    /* Our copies of removed listeners' sockets close now; each socket
+     * goes once the old workers, which take what is queued first, have
+     * closed theirs. */
     listen_drop(&sup->ls, &r->ls);
     sup->ls = r->ls;
     reload_name_rows(sup, r->cfg, r->rows);

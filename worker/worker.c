@@ -102,30 +102,18 @@ static void worker_drain(struct worker *w)
     worker_check_drained(w);
 }
 
-/* SIGUSR2: a reload replaced us; the new generation accepts from now. */
-static void worker_sigdrain_cb(struct ev_loop *loop, ev_signal *s,
-                               int revents)
-{
-    (void)loop;
-    (void)revents;
-    worker_drain(container_of(s, struct worker, sigdrain));
-}
-
 /*
- * SIGTERM: weftd stops gracefully. Nobody will accept after us: take
- * what is already queued, so it is served rather than reset, and close
- * our copy of each socket, so that once every copy is closed new
- * connections are refused instead of queued for nobody. Then drain.
+ * Leave the listening sockets: take what is already queued, so that it is
+ * served rather than reset, and close our copy of each socket. A socket
+ * the next generation keeps stays open in its workers; one that is going
+ * away (stop, a listener removed) is closed once every copy is, and new
+ * connections are then refused instead of queued for nobody. Then drain.
  */
-static void worker_sigterm_cb(struct ev_loop *loop, ev_signal *s,
-                              int revents)
+static void worker_retire(struct worker *w)
 {
-    struct worker *w = container_of(s, struct worker, sigterm);
-
-    (void)revents;
     for (size_t i = 0; i < w->nlisteners; i++) {
         struct weft_listener *ln = &w->listeners[i];
-        /* Bounded: a flood must not keep a stopping worker here. */
+        /* Bounded: a flood must not keep a leaving worker here. */
         for (int n = 0; n < 64 && ln->conf->addr.kind == ADDR_TCP &&
                         ev_is_active(&ln->io) && !accept_batch(ln);
              n++)
@@ -134,12 +122,21 @@ static void worker_sigterm_cb(struct ev_loop *loop, ev_signal *s,
     worker_drain(w);
     for (size_t i = 0; i < w->nlisteners; i++) {
         struct weft_listener *ln = &w->listeners[i];
-        ev_io_stop(loop, &ln->io);
+        ev_io_stop(w->loop, &ln->io);
         if (ln->io.fd != -1)
             close(ln->io.fd);
         ln->io.fd = -1;
         ln->udp.fd = -1;
     }
+}
+
+/* SIGUSR2 (a reload replaced us) and SIGTERM (weftd stops). */
+static void worker_retire_cb(struct ev_loop *loop, ev_signal *s,
+                             int revents)
+{
+    (void)loop;
+    (void)revents;
+    worker_retire(s->data);
 }
 
 /* Watch this slot's socket of every listener. */
@@ -234,9 +231,11 @@ void worker_main(const struct worker_spec *spec)
     LIST_INIT(&w.reconnectors);
     ev_prepare_init(&w.settle_w, conn_settle_cb);
     ev_timer_init(&w.accept_retry, accept_retry_cb, 0, 0);
-    ev_signal_init(&w.sigterm, worker_sigterm_cb, SIGTERM);
+    ev_signal_init(&w.sigterm, worker_retire_cb, SIGTERM);
+    ev_signal_init(&w.sigdrain, worker_retire_cb, SIGUSR2);
+    w.sigterm.data = &w;
+    w.sigdrain.data = &w;
     ev_signal_start(w.loop, &w.sigterm);
-    ev_signal_init(&w.sigdrain, worker_sigdrain_cb, SIGUSR2);
     ev_signal_start(w.loop, &w.sigdrain);
     ev_signal_init(&w.sigquit, worker_sigquit_cb, SIGQUIT);
     ev_signal_start(w.loop, &w.sigquit);

@@ -778,11 +778,28 @@ def scenario_add_listener(t, churn, path, port, port2):
           "%d ms); the old port kept serving" % (took * 1000, port2, how,
                                                  idle, IDLE2_MS))
 
-    # Removing a listener is refused in this version.
+    # Remove it: its port refuses connections once the old workers have
+    # taken what was queued and closed their copies; echo keeps serving.
     write_config(path, config_lines(port))
-    t.refused("removing the listener echo2", ["listener"])
-    write_config(path, lines)
+    t.reload("the listener echo2 removed")
+
+    def gone():
+        try:
+            socket.create_connection((W.LOOPBACK, port2), timeout=2).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+    W.wait_for(gone, 10, "port %d to refuse connections" % port2)
+    W.check("echo2" in {l["name"] for l in t.stats.poll()["listeners"]},
+            "the removed listener's counts left the stats")
     churn.check()
+    # And back again, for the scenarios that follow.
+    write_config(path, lines)
+    t.reload("the listener echo2 added again")
+    W.echo_roundtrip(port2, b"back again")
+    churn.check()
+    W.log("ok   3: listener echo2 removed (port %d refused) and added "
+          "back; the first listener kept serving" % port2)
     return lines
 
 
