@@ -2,12 +2,15 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <linux/filter.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "shared/util.h"
 
 static int set_opt(int fd, int level, int name)
 {
@@ -145,11 +148,38 @@ void listen_close_others(const struct listen_set *cur,
 
 void listen_drop(struct listen_set *set, const struct listen_set *keep)
 {
-    for (size_t i = 0; set->fds != NULL && i < set_size(set); i++)
+    /* Highest slots first: closing the last socket of a reuseport group
+     * moves no other socket to a new index, so steering stays right. */
+    for (size_t i = set_size(set); set->fds != NULL && i-- > 0;)
         if (set->fds[i] != -1 && !set_holds(keep, -1, set->fds[i]))
             close(set->fds[i]);
     free(set->fds);
     set->fds = NULL;
+}
+
+/*
+ * Send new connections and datagrams of each listener only to the first
+ * nslots sockets of its group: a classic BPF program picking one at
+ * random. The sockets were added in slot order, so index i is slot i.
+ */
+int listen_steer(const struct listen_set *set, char *err, size_t errlen)
+{
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_RANDOM),
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, (uint32_t)set->nslots),
+        BPF_STMT(BPF_RET | BPF_A, 0),
+    };
+    struct sock_fprog prog = { .len = countof(code), .filter = code };
+
+    for (size_t l = 0; l < set->nlisteners; l++) {
+        if (setsockopt(set->fds[l], SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF,
+                       &prog, sizeof(prog)) == -1) {
+            snprintf(err, errlen, "steering connections to %d workers: %s",
+                     set->nslots, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* The listener of cfg listening on a, or -1. */
@@ -162,12 +192,11 @@ static int find_addr(const struct config *cfg, const struct addr *a)
 }
 
 int listen_reuse(const struct config *cfg_old, const struct listen_set *old,
-                 const struct config *cfg, struct listen_set *set,
+                 const struct config *cfg, int nslots, struct listen_set *set,
                  char *err, size_t errlen)
 {
     char a[ADDR_STRLEN];
     size_t n = cfg->nlisteners;
-    int nslots = old->nslots;
 
     set->nlisteners = n;
     set->nslots = nslots;
@@ -183,14 +212,14 @@ int listen_reuse(const struct config *cfg_old, const struct listen_set *old,
         int o = find_addr(cfg_old, &lc->addr);
         for (int s = 0; s < nslots; s++) {
             int *fd = &set->fds[(size_t)s * n + l];
-            if (o != -1) {
+            if (o != -1 && s < old->nslots) {
                 *fd = old->fds[(size_t)s * old->nlisteners + (size_t)o];
                 /* A listening socket takes a new backlog in place. */
                 if (lc->addr.kind == ADDR_TCP)
                     listen(*fd, lc->backlog);
                 continue;
             }
-            if ((s == 0 && probe_free(&lc->addr) == -1) ||
+            if ((s == 0 && o == -1 && probe_free(&lc->addr) == -1) ||
                 (*fd = open_one(lc)) == -1) {
                 snprintf(err, errlen, "listener %s: %s: %s%s", lc->name,
                          addr_format(&lc->addr, a, sizeof(a)),

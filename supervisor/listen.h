@@ -35,14 +35,21 @@ void listen_close_others(const struct listen_set *cur,
                          const struct listen_set *next, int slot);
 
 /*
- * The sockets of a reloaded configuration: those of listeners whose
- * address cfg_old already has are taken from old (same descriptors, so
- * nothing queued is lost; the backlog is updated), the others opened.
+ * The sockets of a reloaded configuration for nslots slots: those of
+ * listeners whose address cfg_old already has, in slots old has, are
+ * taken from old (same descriptors, so nothing queued is lost; the backlog
+ * is updated), the others opened (appended to the reuseport group).
  * Returns 0, or -1 with a message and nothing opened.
  */
 int listen_reuse(const struct config *cfg_old, const struct listen_set *old,
-                 const struct config *cfg, struct listen_set *set,
+                 const struct config *cfg, int nslots, struct listen_set *set,
                  char *err, size_t errlen);
+
+/*
+ * Steer each listener's traffic to the first set->nslots sockets of its
+ * reuseport group (after the worker count changed). 0, or -1 with err.
+ */
+int listen_steer(const struct listen_set *set, char *err, size_t errlen);
 
 /*
  * Forget set, closing only the sockets that keep (may be NULL) does not

@@ -128,11 +128,12 @@ static int plan_workers(struct supervisor *sup, const struct options *o)
     sup->ncpus = allowed_cpus(cpus);
     sup->workers_override = o->workers;
     sup->nslots = sup_worker_count(sup, sup->cfg);
-    sup->cpus = malloc(sizeof(int) * (size_t)sup->nslots);
+    sup->slots_seen = sup->nslots;
+    sup->cpus = malloc(sizeof(int) * CONFIG_WORKERS_MAX);
     sup->rows = malloc(sizeof(int) * (sup->cfg->nlisteners + 1));
     if (sup->cpus == NULL || sup->rows == NULL)
         return -1;
-    for (int i = 0; i < sup->nslots; i++)
+    for (int i = 0; i < CONFIG_WORKERS_MAX; i++)
         sup->cpus[i] = cpus[i % sup->ncpus];
     for (size_t i = 0; i < sup->cfg->nlisteners; i++)
         sup->rows[i] = (int)i;

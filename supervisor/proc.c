@@ -59,7 +59,7 @@ static void child_become_worker(struct supervisor *sup,
     sup->control = NULL;
     LIST_FOREACH(p, &sup->procs, link)
         ev_child_stop(loop, &p->child);
-    for (int i = 0; i < sup->nslots; i++)
+    for (int i = 0; i < CONFIG_WORKERS_MAX; i++)
         ev_timer_stop(loop, &sup->slots[i].respawn);
     ev_loop_destroy(loop);
     signal(SIGTERM, SIG_DFL);
@@ -301,7 +301,7 @@ static void heartbeat_check_cb(struct ev_loop *loop, ev_timer *t,
 
 int proc_start(struct supervisor *sup)
 {
-    sup->slots = calloc((size_t)sup->nslots, sizeof(*sup->slots));
+    sup->slots = calloc(CONFIG_WORKERS_MAX, sizeof(*sup->slots));
     if (sup->slots == NULL)
         return -1;
     LIST_INIT(&sup->procs);
@@ -309,7 +309,7 @@ int proc_start(struct supervisor *sup)
     ev_timer_init(&sup->quit_timer, quit_timer_cb, 0, 0);
     ev_timer_init(&sup->heartbeat_check, heartbeat_check_cb, 1.0, 1.0);
     ev_timer_start(sup->loop, &sup->heartbeat_check);
-    for (int i = 0; i < sup->nslots; i++) {
+    for (int i = 0; i < CONFIG_WORKERS_MAX; i++) {
         struct slot *sl = &sup->slots[i];
         sl->sup = sup;
         sl->index = i;
@@ -336,7 +336,7 @@ void proc_stop(struct supervisor *sup, double grace)
     sup->stopping = true;
     sup->stop_grace = grace;
     reload_abort(sup, "weftd is stopping");
-    for (int i = 0; i < sup->nslots; i++)
+    for (int i = 0; i < CONFIG_WORKERS_MAX; i++)
         ev_timer_stop(sup->loop, &sup->slots[i].respawn);
     LIST_FOREACH(p, &sup->procs, link)
         kill(p->pid, SIGTERM);

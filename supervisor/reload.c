@@ -22,6 +22,7 @@
 
 struct reload {
     struct supervisor *sup;
+    int nslots; /* the new worker count */
     struct config *cfg;
     struct listen_set ls;
     int *rows;
@@ -50,8 +51,6 @@ static const char *reload_unsupported(const struct supervisor *sup,
     const struct control_conf *a = &old->control, *b = &cfg->control;
     int free_blocks = 0;
 
-    if (sup_worker_count(sup, cfg) != sup->nslots)
-        return "changing the number of workers needs a restart";
     if (strcmp(a->path, b->path) != 0 || a->mode != b->mode ||
         a->has_group != b->has_group || a->gid != b->gid ||
         a->has_admin != b->has_admin ||
@@ -60,7 +59,7 @@ static const char *reload_unsupported(const struct supervisor *sup,
     for (int i = 0; i < STATS_BLOCKS; i++)
         free_blocks += atomic_load(&sup->stats->block[i].state) ==
                        WORKER_FREE;
-    if (free_blocks < sup->nslots)
+    if (free_blocks < sup_worker_count(sup, cfg))
         return "too many workers of earlier generations are still "
                "draining; try again when they are done";
     return NULL;
@@ -134,7 +133,7 @@ static void reload_fail(struct reload *r, const char *err)
     reload_done_fn done = r->done;
     void *arg = r->arg;
 
-    for (int i = 0; i < sup->nslots; i++) {
+    for (int i = 0; i < r->nslots; i++) {
         struct wproc *p = r->pending[i];
         if (p == NULL)
             continue;
@@ -153,24 +152,41 @@ static void reload_fail(struct reload *r, const char *err)
         done(arg, err);
 }
 
-/* Every new worker serves: swap generations, tell the old ones to drain. */
+/*
+ * Every new worker serves: swap generations, tell the old ones to drain.
+ * With another worker count, traffic is first steered to the slots that
+ * stay, so the sockets of slots that go receive nothing more before their
+ * old workers take what is queued and close them.
+ */
 static void reload_commit(struct reload *r)
 {
     struct supervisor *sup = r->sup;
     reload_done_fn done = r->done;
     void *arg = r->arg;
+    char err[256];
 
-    for (int i = 0; i < sup->nslots; i++) {
+    if (r->nslots != sup->nslots &&
+        listen_steer(&r->ls, err, sizeof(err)) == -1) {
+        reload_fail(r, err);
+        return;
+    }
+    int nmax = WEFT_MAX(sup->nslots, r->nslots);
+
+    for (int i = 0; i < nmax; i++) {
         struct slot *sl = &sup->slots[i];
         if (sl->cur != NULL) {
             sl->cur->role = WPROC_OLD;
             kill(sl->cur->pid, SIGUSR2);
         }
         ev_timer_stop(sup->loop, &sl->respawn);
-        sl->cur = r->pending[i];
-        sl->cur->role = WPROC_CURRENT;
+        sl->cur = i < r->nslots ? r->pending[i] : NULL;
+        if (sl->cur != NULL)
+            sl->cur->role = WPROC_CURRENT;
         sl->quick_deaths = 0;
     }
+    sup->nslots = r->nslots;
+    sup->slots_seen = WEFT_MAX(sup->slots_seen, r->nslots);
+    sup->stats->h.workers = (uint32_t)r->nslots;
     /* Our copies of removed listeners' sockets close now; each socket
      * goes once the old workers, which take what is queued first, have
      * closed theirs. */
@@ -199,7 +215,7 @@ static void reload_poll_cb(struct ev_loop *loop, ev_timer *t, int revents)
     struct supervisor *sup = r->sup;
 
     (void)revents;
-    for (int i = 0; i < sup->nslots; i++) {
+    for (int i = 0; i < r->nslots; i++) {
         int b = r->pending[i]->block;
         if (atomic_load(&sup->stats->block[b].state) != WORKER_RUNNING) {
             if (ev_now(loop) > r->deadline)
@@ -216,7 +232,7 @@ void reload_worker_died(struct supervisor *sup, struct wproc *p)
 
     if (r == NULL)
         return;
-    for (int i = 0; i < sup->nslots; i++)
+    for (int i = 0; i < r->nslots; i++)
         if (r->pending[i] == p)
             r->pending[i] = NULL;
     reload_fail(r, "a new worker exited while starting (see the log)");
@@ -242,7 +258,7 @@ static int reload_spawn(struct reload *r)
 {
     struct supervisor *sup = r->sup;
 
-    for (int i = 0; i < sup->nslots; i++) {
+    for (int i = 0; i < r->nslots; i++) {
         r->pending[i] = proc_spawn(sup, i, r->cfg, &r->ls, r->rows,
                                    WPROC_PENDING);
         if (r->pending[i] == NULL)
@@ -281,8 +297,9 @@ const char *reload_start(struct supervisor *sup, reload_done_fn done,
         config_free(cfg);
         return why;
     }
+    int nslots = sup_worker_count(sup, cfg);
     r = calloc(1, sizeof(*r));
-    if (r == NULL || (r->pending = calloc((size_t)sup->nslots,
+    if (r == NULL || (r->pending = calloc((size_t)nslots,
                                           sizeof(*r->pending))) == NULL ||
         (r->rows = reload_rows(sup, cfg)) == NULL) {
         why = r != NULL && r->pending != NULL
@@ -295,12 +312,13 @@ const char *reload_start(struct supervisor *sup, reload_done_fn done,
         return why;
     }
     r->sup = sup;
+    r->nslots = nslots;
     r->cfg = cfg;
     r->done = done;
     r->arg = arg;
     ev_timer_init(&r->poll, reload_poll_cb, RELOAD_POLL_S, RELOAD_POLL_S);
-    if (listen_reuse(sup->cfg, &sup->ls, cfg, &r->ls, err, sizeof(err)) ==
-        -1) {
+    if (listen_reuse(sup->cfg, &sup->ls, cfg, nslots, &r->ls, err,
+                     sizeof(err)) == -1) {
         config_free(cfg);
         reload_free(r);
         return err;
@@ -314,7 +332,7 @@ const char *reload_start(struct supervisor *sup, reload_done_fn done,
     r->done = done;
     r->deadline = ev_now(sup->loop) + RELOAD_READY_TIMEOUT_S;
     ev_timer_start(sup->loop, &r->poll);
-    log_info("%s: configuration %s accepted; starting generation %u",
-             __func__, cfg->path, sup->generation + 1);
+    log_info("%s: configuration %s accepted; starting generation %u with "
+             "%d workers", __func__, cfg->path, sup->generation + 1, nslots);
     return NULL;
 }

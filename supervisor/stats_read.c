@@ -8,6 +8,8 @@
 
 #include "supervisor/stats_read.h"
 
+#include "shared/util.h"
+
 static const char *const state_names[] = {
     [WORKER_FREE] = "free",
     [WORKER_STARTING] = "starting",
@@ -56,7 +58,9 @@ int snapshot_take(const struct supervisor *sup, struct stats_snapshot *s)
 {
     const struct stats_shm *shm = sup->stats;
     size_t nrows = shm->h.nlisteners + 1;
-    int nslots = sup->nslots;
+    /* Series cover every slot ever used: a slot a reload took away keeps
+     * its counts, so no total goes backwards. */
+    int nslots = WEFT_MAX(sup->nslots, sup->slots_seen);
     int64_t now_real = stats_now_ms(false), now_mono = stats_now_ms(true);
 
     memset(s, 0, sizeof(*s));
@@ -64,7 +68,7 @@ int snapshot_take(const struct supervisor *sup, struct stats_snapshot *s)
     s->pid = shm->h.supervisor_pid;
     s->uptime_s = (double)(now_real - shm->h.started_ms) / 1000.0;
     s->generation = shm->h.generation;
-    s->nslots = nslots;
+    s->nslots = sup->nslots;
     s->listeners = calloc(nrows, sizeof(*s->listeners));
     s->series = calloc(nrows * (size_t)nslots, sizeof(*s->series));
     s->workers = calloc(STATS_BLOCKS, sizeof(*s->workers));

@@ -57,11 +57,12 @@ struct supervisor {
     ev_tstamp started;
     ev_timer heartbeat_check;
     struct control *control;
-    struct slot *slots;
+    struct slot *slots; /* CONFIG_WORKERS_MAX of them; nslots in use */
     int nslots;
+    int slots_seen; /* the most slots ever in use */
     int workers_override; /* weftd -w, or 0 */
     int ncpus;            /* CPUs this process may run on */
-    int *cpus;            /* CPU for each slot */
+    int *cpus;            /* CPU for each possible slot */
     int *rows;            /* each listener's row in the stats blocks */
     LIST_HEAD(, wproc) procs; /* every worker process alive */
     struct reload *reload;    /* in progress, or NULL */
