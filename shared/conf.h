@@ -45,11 +45,14 @@ struct control_conf {
 };
 
 #define CONFIG_SHUTDOWN_TIMEOUT_DEFAULT 30
+#define CONFIG_MAX_GENERATIONS_DEFAULT 4
 
 struct config {
     char *path;
     struct control_conf control;
     int shutdown_timeout; /* s a draining worker waits for connections */
+    int max_generations;  /* generations alive at once, current included */
+    char *log_file;       /* NULL: stderr */
     int workers; /* 0 = "auto" */
     bool cpu_affinity;
     struct listener_conf *listeners;

@@ -3,6 +3,7 @@
 #include "weft/weft.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,27 @@ void log_set_role(int slot)
         snprintf(log_role, sizeof(log_role), "sup");
     else
         snprintf(log_role, sizeof(log_role), "w%d", slot);
+}
+
+int log_open_file(const char *path)
+{
+    int fd;
+
+    if (path == NULL)
+        return 0;
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd == -1)
+        return -1;
+    /* stderr itself: sanitizers and libraries write there too, and every
+     * line goes out with one write on an O_APPEND file, whole. */
+    if (dup2(fd, STDERR_FILENO) == -1) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    close(fd);
+    return 0;
 }
 
 void log_set_level(enum log_level level)

@@ -13,6 +13,13 @@ enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 void log_set_role(int slot);
 void log_set_level(enum log_level level);
 
+/*
+ * Send log lines (and anything else written to stderr) to path, opened
+ * for appending; NULL keeps stderr. Called again after the file was
+ * rotated, it opens the file anew. Returns 0, or -1 with errno.
+ */
+int log_open_file(const char *path);
+
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

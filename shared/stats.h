@@ -107,6 +107,7 @@ struct stats_header {
     uint32_t generation;
     int64_t started_ms; /* CLOCK_REALTIME ms */
     uint32_t workers;   /* slots in use */
+    uint64_t generations_forced;
     uint32_t nlisteners;
     char listener[STATS_MAX_LISTENERS][64]; /* names, by row */
 } __attribute__((aligned(64)));

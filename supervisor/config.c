@@ -393,8 +393,9 @@ static void load_admin(struct cfgctx *x, const config_setting_t *root,
 }
 
 static const char *const top_keys[] = {
-    "workers", "cpu_affinity", "shutdown_timeout", "modules", "control",
-    "admin", "listeners",
+    "workers",         "cpu_affinity", "shutdown_timeout", "max_generations",
+    "log_file",        "modules",      "control",          "admin",
+    "listeners",
 };
 
 /* Check the parsed tree and build the config from it. */
@@ -413,6 +414,14 @@ static struct config *config_build(config_t *lc, struct cfgctx *x)
     load_workers(x, root, cfg);
     cfg->shutdown_timeout = CONFIG_SHUTDOWN_TIMEOUT_DEFAULT;
     get_int(x, root, "shutdown_timeout", 0, 86400, &cfg->shutdown_timeout);
+    cfg->max_generations = CONFIG_MAX_GENERATIONS_DEFAULT;
+    get_int(x, root, "max_generations", 1, 64, &cfg->max_generations);
+    const char *lf = opt_string(x, root, "log_file");
+    if (lf != NULL && *lf == '\0')
+        cfg_err(x, config_setting_get_member(root, "log_file"),
+                "log_file: empty");
+    else if (lf != NULL && (cfg->log_file = strdup(lf)) == NULL)
+        cfg_err(x, NULL, "out of memory");
     const config_setting_t *s = config_setting_get_member(root, "cpu_affinity");
     if (s != NULL) {
         if (config_setting_type(s) != CONFIG_TYPE_BOOL)
@@ -489,6 +498,7 @@ void config_free(struct config *cfg)
     free(cfg->modules);
     free(cfg->listeners);
     free(cfg->control.path);
+    free(cfg->log_file);
     free(cfg->path);
     free(cfg);
 }

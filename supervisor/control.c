@@ -63,6 +63,7 @@ static void cmd_workers(struct control *ctl, struct strbuf *out);
 static void cmd_metrics(struct control *ctl, struct strbuf *out);
 static void cmd_reload(struct control *ctl, struct strbuf *out);
 static void cmd_stop(struct control *ctl, struct strbuf *out);
+static void cmd_reopen(struct control *ctl, struct strbuf *out);
 
 /* The commands, in one place; help is generated from this table. */
 static const struct ctl_cmd {
@@ -78,6 +79,7 @@ static const struct ctl_cmd {
     { "metrics", "Prometheus text exposition", cmd_metrics },
     { "reload", "load the configuration again", cmd_reload },
     { "stop", "stop weftd gracefully", cmd_stop },
+    { "reopen", "reopen the log file", cmd_reopen },
 };
 
 const char *ctl_parse(const char *buf, size_t len, char *name, size_t size)
@@ -217,6 +219,14 @@ static void cmd_stop(struct control *ctl, struct strbuf *out)
     log_info("%s: stop requested on the control socket", __func__);
     proc_stop(ctl->sup, ctl->sup->cfg->shutdown_timeout);
     strbuf_puts(out, "{\"ok\": true}\n");
+}
+
+static void cmd_reopen(struct control *ctl, struct strbuf *out)
+{
+    if (proc_reopen_logs(ctl->sup) == -1)
+        render_error_json(strerror(errno), out);
+    else
+        strbuf_puts(out, "{\"ok\": true}\n");
 }
 
 static void client_free(struct ctl_client *cl)

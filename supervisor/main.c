@@ -196,8 +196,19 @@ static void hup_cb(struct ev_loop *loop, ev_signal *s, int revents)
         log_error("%s: SIGHUP: no reload: %s", __func__, err);
 }
 
+/* SIGUSR1: reopen the log file, for logrotate. */
+static void usr1_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+    (void)loop;
+    (void)revents;
+    proc_reopen_logs(s->data);
+}
+
 static void watch_signals(struct supervisor *sup)
 {
+    ev_signal_init(&sup->sigusr1, usr1_cb, SIGUSR1);
+    sup->sigusr1.data = sup;
+    ev_signal_start(sup->loop, &sup->sigusr1);
     ev_signal_init(&sup->sighup, hup_cb, SIGHUP);
     sup->sighup.data = sup;
     ev_signal_start(sup->loop, &sup->sighup);
@@ -230,6 +241,12 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     log_set_role(-1);
+    if (log_open_file(sup.cfg->log_file) == -1) {
+        fprintf(stderr, "weftd: log_file %s: %s\n", sup.cfg->log_file,
+                strerror(errno));
+        config_free(sup.cfg);
+        return 1;
+    }
     if (plan_workers(&sup, &o) == -1)
         fatal("%s: out of memory", __func__);
     if (stats_open(&sup) == -1)

@@ -52,6 +52,7 @@ static void child_become_worker(struct supervisor *sup,
     ev_signal_stop(loop, &sup->sigterm);
     ev_signal_stop(loop, &sup->sigint);
     ev_signal_stop(loop, &sup->sighup);
+    ev_signal_stop(loop, &sup->sigusr1);
     ev_timer_stop(loop, &sup->kill_timer);
     ev_timer_stop(loop, &sup->quit_timer);
     ev_timer_stop(loop, &sup->heartbeat_check);
@@ -346,6 +347,23 @@ void proc_stop(struct supervisor *sup, double grace)
     ev_timer_set(&sup->quit_timer, grace, 0);
     ev_timer_start(sup->loop, &sup->quit_timer);
     sup_check_stopped(sup);
+}
+
+int proc_reopen_logs(struct supervisor *sup)
+{
+    struct wproc *p;
+
+    if (sup->cfg->log_file == NULL)
+        return 0;
+    if (log_open_file(sup->cfg->log_file) == -1) {
+        log_error("%s: %s: %s", __func__, sup->cfg->log_file,
+                  strerror(errno));
+        return -1;
+    }
+    LIST_FOREACH(p, &sup->procs, link)
+        kill(p->pid, SIGUSR1);
+    log_info("%s: log file reopened", __func__);
+    return 0;
 }
 
 void proc_free(struct supervisor *sup)

@@ -153,6 +153,44 @@ static void reload_fail(struct reload *r, const char *err)
 }
 
 /*
+ * At most max_generations alive, the current one included: the oldest
+ * draining generations beyond that are told to stop now (SIGQUIT), and
+ * each is logged and counted.
+ */
+static void reload_cap_generations(struct supervisor *sup)
+{
+    int max = sup->cfg->max_generations;
+    struct wproc *p;
+
+    for (;;) {
+        /* The generations still alive besides the current one. */
+        uint32_t oldest = sup->generation;
+        int alive = 1;
+        for (uint32_t g = 1; g < sup->generation; g++) {
+            bool found = false;
+            LIST_FOREACH(p, &sup->procs, link)
+                found |= p->role == WPROC_OLD && p->generation == g &&
+                         !p->quit;
+            if (found) {
+                alive++;
+                oldest = WEFT_MIN(oldest, g);
+            }
+        }
+        if (alive <= max)
+            return;
+        log_warn("%s: %d generations alive, max_generations is %d: "
+                 "stopping generation %u now", __func__, alive, max, oldest);
+        sup->stats->h.generations_forced++;
+        LIST_FOREACH(p, &sup->procs, link) {
+            if (p->role == WPROC_OLD && p->generation == oldest) {
+                p->quit = true;
+                kill(p->pid, SIGQUIT);
+            }
+        }
+    }
+}
+
+/*
  * Every new worker serves: swap generations, tell the old ones to drain.
  * With another worker count, traffic is first steered to the slots that
  * stay, so the sockets of slots that go receive nothing more before their
@@ -200,10 +238,14 @@ static void reload_commit(struct reload *r)
     r->rows = NULL;
     sup->generation++;
     sup->stats->h.generation = sup->generation;
+    reload_cap_generations(sup);
     sup->reload = NULL;
     reload_free(r);
     log_info("%s: generation %u serving; the previous one drains", __func__,
              sup->generation);
+    /* A log file the new configuration names: here and in the new
+     * workers (the old ones keep theirs until they exit). */
+    proc_reopen_logs(sup);
     if (done != NULL)
         done(arg, NULL);
 }

@@ -91,8 +91,10 @@ int render_stats_json(const struct stats_snapshot *s, struct strbuf *out)
     strbuf_printf(
         out,
         ", \"pid\": %ld, \"uptime_s\": %" PRId64 ", \"generation\": %" PRIu32
-        ", \"workers_configured\": %d, \"totals\": {",
-        (long)s->pid, whole_seconds(s->uptime_s), s->generation, s->nslots);
+        ", \"workers_configured\": %d, \"generations_forced\": %" PRIu64
+        ", \"totals\": {",
+        (long)s->pid, whole_seconds(s->uptime_s), s->generation, s->nslots,
+        s->generations_forced);
     json_counts(out, &s->totals);
     strbuf_puts(out, "}, ");
     json_listeners(out, s);
@@ -179,6 +181,11 @@ static void prom_process(struct strbuf *out, const struct stats_snapshot *s)
     strbuf_printf(out, "weft_generation %" PRIu32 "\n", s->generation);
     prom_family(out, "workers", "", "gauge", "Worker slots configured");
     strbuf_printf(out, "weft_workers %d\n", s->nslots);
+    prom_family(out, "generations_forced", "_total", "counter",
+                "Old generations stopped early: more were alive than "
+                "max_generations");
+    strbuf_printf(out, "weft_generations_forced_total %" PRIu64 "\n",
+                  s->generations_forced);
     prom_family(out, "uptime_seconds", "", "gauge",
                 "Seconds since the supervisor started");
     strbuf_printf(out, "weft_uptime_seconds %.3f\n",

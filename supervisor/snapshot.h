@@ -48,6 +48,7 @@ struct stats_snapshot {
     pid_t pid;
     double uptime_s;
     uint32_t generation;
+    uint64_t generations_forced; /* over max_generations, stopped early */
     int nslots;
     struct stats_counts totals; /* everything, gauges of live processes */
     struct snap_listener *listeners;

@@ -68,6 +68,7 @@ int snapshot_take(const struct supervisor *sup, struct stats_snapshot *s)
     s->pid = shm->h.supervisor_pid;
     s->uptime_s = (double)(now_real - shm->h.started_ms) / 1000.0;
     s->generation = shm->h.generation;
+    s->generations_forced = shm->h.generations_forced;
     s->nslots = sup->nslots;
     s->listeners = calloc(nrows, sizeof(*s->listeners));
     s->series = calloc(nrows * (size_t)nslots, sizeof(*s->series));

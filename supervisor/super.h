@@ -36,6 +36,7 @@ struct wproc {
     enum wproc_role role;
     ev_tstamp started;
     bool stalled; /* heartbeat late: logged once */
+    bool quit;    /* told to stop now (SIGQUIT) */
     ev_child child;
 };
 
@@ -71,6 +72,7 @@ struct supervisor {
     ev_signal sigterm;
     ev_signal sigint;
     ev_signal sighup;
+    ev_signal sigusr1;
     ev_timer quit_timer; /* end of a graceful stop's grace */
     double stop_grace;
     ev_timer kill_timer;
@@ -79,6 +81,12 @@ struct supervisor {
 /* supervisor/proc.c */
 int proc_start(struct supervisor *sup);
 void proc_stop(struct supervisor *sup, double grace);
+
+/*
+ * Reopen the log file (after rotation) here and in every worker
+ * (SIGUSR1). 0, or -1 with errno when the supervisor's open failed.
+ */
+int proc_reopen_logs(struct supervisor *sup);
 
 /* SIGINT in a terminal: drain for at most this long. */
 #define STOP_GRACE_SIGINT_S 1.0

@@ -855,15 +855,27 @@ static int cmd_reload(const struct options *o, const struct command *c)
     return rc;
 }
 
-static int cmd_stop(const struct options *o, const struct command *c)
+/* A command whose reply is only "ok": say what it did. */
+static int ask_say(const struct options *o, const struct command *c,
+                   const char *done)
 {
     struct reply r;
     int rc = ask(o, c->name, &r);
 
     if (rc == EXIT_OK && !o->json)
-        printf("weftd is stopping\n");
+        printf("%s\n", done);
     reply_free(&r);
     return rc;
+}
+
+static int cmd_stop(const struct options *o, const struct command *c)
+{
+    return ask_say(o, c, "weftd is stopping");
+}
+
+static int cmd_reopen(const struct options *o, const struct command *c)
+{
+    return ask_say(o, c, "log file reopened");
 }
 
 /* The commands weftd itself lists, with their help. */
@@ -919,6 +931,7 @@ static const struct command commands[] = {
     { "metrics", "the counters as Prometheus text", cmd_metrics },
     { "reload", "load the configuration again", cmd_reload },
     { "stop", "stop the workers and weftd, gracefully", cmd_stop },
+    { "reopen", "reopen the log file (after it was rotated)", cmd_reopen },
     { "help", "list the commands weftd itself knows", cmd_help },
 };
 

@@ -118,16 +118,27 @@ static void worker_retire(struct worker *w)
                         ev_is_active(&ln->io) && !accept_batch(ln);
              n++)
             ;
-    }
-    worker_drain(w);
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        struct weft_listener *ln = &w->listeners[i];
+        /* Close right after the queue is empty: what arrives in between
+         * is reset by the kernel, so keep that moment short. */
         ev_io_stop(w->loop, &ln->io);
         if (ln->io.fd != -1)
             close(ln->io.fd);
         ln->io.fd = -1;
         ln->udp.fd = -1;
     }
+    worker_drain(w);
+}
+
+/* SIGUSR1: the supervisor reopened the log file; so do we. */
+static void worker_reopen_cb(struct ev_loop *loop, ev_signal *s,
+                             int revents)
+{
+    struct worker *w = s->data;
+
+    (void)loop;
+    (void)revents;
+    if (log_open_file(w->log_file) == -1)
+        log_error("%s: %s: %s", __func__, w->log_file, strerror(errno));
 }
 
 /* SIGUSR2 (a reload replaced us) and SIGTERM (weftd stops). */
@@ -198,6 +209,7 @@ static void worker_cleanup(struct worker *w)
     ev_timer_stop(w->loop, &w->drain_timer);
     ev_signal_stop(w->loop, &w->sigdrain);
     ev_signal_stop(w->loop, &w->sigquit);
+    ev_signal_stop(w->loop, &w->sigreopen);
     ev_prepare_stop(w->loop, &w->settle_w);
     ev_signal_stop(w->loop, &w->sigterm);
     free(w->listeners);
@@ -237,6 +249,10 @@ void worker_main(const struct worker_spec *spec)
     w.sigdrain.data = &w;
     ev_signal_start(w.loop, &w.sigterm);
     ev_signal_start(w.loop, &w.sigdrain);
+    w.log_file = spec->cfg->log_file;
+    ev_signal_init(&w.sigreopen, worker_reopen_cb, SIGUSR1);
+    w.sigreopen.data = &w;
+    ev_signal_start(w.loop, &w.sigreopen); /* never SIGUSR1's default */
     ev_signal_init(&w.sigquit, worker_sigquit_cb, SIGQUIT);
     ev_signal_start(w.loop, &w.sigquit);
     ev_timer_init(&w.drain_timer, worker_drain_timeout_cb, 0, 0);

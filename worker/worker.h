@@ -79,6 +79,8 @@ struct worker {
     ev_signal sigterm;
     ev_signal sigdrain; /* SIGUSR2: replaced by a reload */
     ev_signal sigquit;  /* SIGQUIT: stop now */
+    ev_signal sigreopen; /* SIGUSR1: reopen the log file */
+    const char *log_file;
     ev_timer drain_timer; /* shutdown_timeout of a draining worker */
     int shutdown_timeout;
 };

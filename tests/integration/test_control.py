@@ -112,23 +112,7 @@ def nobody_group():
     return None
 
 
-def weftctl(sock, *args, timeout=W.IO_TIMEOUT + 10, prefix=()):
-    """Run weftctl -s sock args...; returns (rc, stdout, stderr)."""
-    argv = list(prefix) + [W.weftctl_path(), "-s", sock] + list(args)
-    try:
-        p = subprocess.run(argv, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise W.TestFailure("%s did not exit within %.0f s"
-                            % (" ".join(argv), timeout))
-    out = p.stdout.decode("utf-8", "replace")
-    err = p.stderr.decode("utf-8", "replace")
-    bad = [l for l in err.splitlines()
-           if any(s in l for s in W.SANITIZER_PATTERNS)]
-    W.check(not bad, "sanitizer report from weftctl %s:\n%s"
-            % (" ".join(args), err))
-    return p.returncode, out, err
+weftctl = W.weftctl
 
 
 def ctl_ok(sock, *args, **kw):

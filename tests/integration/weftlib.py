@@ -886,3 +886,36 @@ def run(test, timeout=120):
         status = _finish(status, reason)
     log({0: "PASS", SKIP: "SKIP"}.get(status, "FAIL"))
     sys.exit(status)
+
+
+# --------------------------------------------------------------------------
+# weftctl
+
+def weftctl(sock, *args, timeout=IO_TIMEOUT + 10, prefix=()):
+    """Run weftctl -s sock args...; returns (rc, stdout, stderr)."""
+    argv = list(prefix) + [weftctl_path(), "-s", sock] + list(args)
+    try:
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TestFailure("%s did not exit within %.0f s"
+                          % (" ".join(argv), timeout))
+    out = p.stdout.decode("utf-8", "replace")
+    err = p.stderr.decode("utf-8", "replace")
+    bad = [l for l in err.splitlines()
+           if any(s in l for s in SANITIZER_PATTERNS)]
+    check(not bad, "sanitizer report from weftctl %s:\n%s"
+          % (" ".join(args), err))
+    return p.returncode, out, err
+
+
+def ctl_json(sock, command):
+    """weftctl --json COMMAND: the parsed reply, which must say ok."""
+    import json
+    rc, out, err = weftctl(sock, "--json", command)
+    check(rc == 0, "weftctl %s: exit %s, stdout %r, stderr %r"
+          % (command, rc, out, err))
+    reply = json.loads(out)
+    check(reply.get("ok") is True, "%s: %r" % (command, reply))
+    return reply

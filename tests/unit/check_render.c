@@ -449,6 +449,7 @@ START_TEST(test_stats_json_empty)
     snprintf(want, sizeof(want),
              "{\"ok\": true, \"version\": \"0.1.0\", \"pid\": 123, "
              "\"uptime_s\": 42, \"generation\": 1, \"workers_configured\": 4, "
+             "\"generations_forced\": 0, "
              "\"totals\": {%s}, \"listeners\": [], \"workers\": []}\n",
              t);
     ck_assert_int_eq(render_stats_json(&s, &b), 0);
@@ -473,6 +474,7 @@ START_TEST(test_stats_json_exact)
     snprintf(want, sizeof(want),
              "{\"ok\": true, \"version\": \"0.1.0\", \"pid\": 123, "
              "\"uptime_s\": 42, \"generation\": 1, \"workers_configured\": 2, "
+             "\"generations_forced\": 0, "
              "\"totals\": {%s}, \"listeners\": [{\"name\": \"echo\", %s}, "
              "{\"name\": \"chat\", %s}], \"workers\": [{\"slot\": 0, "
              "\"pid\": 124, \"generation\": 1, \"state\": \"running\", "
@@ -588,6 +590,10 @@ START_TEST(test_prom_process_exact)
         "# HELP weft_workers Worker slots configured\n"
         "# TYPE weft_workers gauge\n"
         "weft_workers 2\n"
+        "# HELP weft_generations_forced_total Old generations stopped "
+        "early: more were alive than max_generations\n"
+        "# TYPE weft_generations_forced_total counter\n"
+        "weft_generations_forced_total 0\n"
         "# HELP weft_uptime_seconds Seconds since the supervisor started\n"
         "# TYPE weft_uptime_seconds gauge\n"
         "weft_uptime_seconds 42.700\n"
@@ -687,8 +693,8 @@ START_TEST(test_prom_once)
         snprintf(key, sizeof(key), "\nweft_%s%s{", field_names[f], sfx);
         ck_assert_int_eq(count_str(b.data, key), 3);
     }
-    ck_assert_int_eq(count_str(b.data, "# HELP "), STATS_NFIELDS + 6);
-    ck_assert_int_eq(count_str(b.data, "# TYPE "), STATS_NFIELDS + 6);
+    ck_assert_int_eq(count_str(b.data, "# HELP "), STATS_NFIELDS + 7);
+    ck_assert_int_eq(count_str(b.data, "# TYPE "), STATS_NFIELDS + 7);
     /* No series at all: still valid, families without samples. */
     fx.s.nseries = 0;
     fx.s.nworkers = 0;
