@@ -1,5 +1,7 @@
 #include "shared/log.h"
 
+#include "shared/util.h"
+
 #include "weft/weft.h"
 
 #include <errno.h>
@@ -40,9 +42,7 @@ int log_open_file(const char *path)
     /* stderr itself: sanitizers and libraries write there too, and every
      * line goes out with one write on an O_APPEND file, whole. */
     if (dup2(fd, STDERR_FILENO) == -1) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
+        close_keep_errno(fd);
         return -1;
     }
     close(fd);

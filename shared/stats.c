@@ -1,5 +1,7 @@
 #include "shared/stats.h"
 
+#include "shared/util.h"
+
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -28,9 +30,7 @@ struct stats_shm *stats_shm_create(void)
     if (fd == -1)
         return NULL;
     if (ftruncate(fd, sizeof(*s)) == -1) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
+        close_keep_errno(fd);
         return NULL;
     }
     s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

@@ -38,9 +38,7 @@ static int probe_free(const struct addr *a)
     rc = bind(fd, (const struct sockaddr *)&a->ss, a->len);
 done:
     if (rc == -1) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
+        close_keep_errno(fd);
         return -1;
     }
     close(fd);
@@ -67,9 +65,7 @@ static int open_one(const struct listener_conf *l)
          set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY) == -1) ||
         bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1 ||
         (tcp && listen(fd, l->backlog) == -1)) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
+        close_keep_errno(fd);
         return -1;
     }
     return fd;
