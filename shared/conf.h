@@ -53,6 +53,7 @@ struct config {
     int shutdown_timeout; /* s a draining worker waits for connections */
     int max_generations;  /* generations alive at once, current included */
     char *log_file;       /* NULL: stderr */
+    char *pid_file;       /* NULL: none */
     int workers; /* 0 = "auto" */
     bool cpu_affinity;
     struct listener_conf *listeners;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,7 +23,7 @@ int64_t stats_now_ms(bool monotonic)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-struct stats_shm *stats_shm_create(void)
+struct stats_shm *stats_shm_create(int *fdp)
 {
     int fd = memfd_create("weft-stats", MFD_CLOEXEC);
     struct stats_shm *s;
@@ -34,13 +35,43 @@ struct stats_shm *stats_shm_create(void)
         return NULL;
     }
     s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd); /* the mapping keeps the memory */
-    if (s == MAP_FAILED)
+    if (s == MAP_FAILED) {
+        close_keep_errno(fd);
         return NULL;
+    }
+    /* Kept open so that an upgraded binary can map the same region. */
+    if (fdp != NULL)
+        *fdp = fd;
+    else
+        close(fd);
     s->h.magic = STATS_MAGIC;
     s->h.layout_version = STATS_LAYOUT_VERSION;
     s->h.supervisor_pid = (int32_t)getpid();
     s->h.started_ms = stats_now_ms(false);
+    return s;
+}
+
+struct stats_shm *stats_shm_adopt(int fd)
+{
+    struct stats_shm *s;
+    struct stat st;
+
+    if (fstat(fd, &st) == -1)
+        return NULL;
+    if ((size_t)st.st_size != sizeof(*s)) {
+        errno = EPROTO;
+        return NULL;
+    }
+    s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (s == MAP_FAILED)
+        return NULL;
+    if (s->h.magic != STATS_MAGIC ||
+        s->h.layout_version != STATS_LAYOUT_VERSION) {
+        munmap(s, sizeof(*s));
+        errno = EPROTO;
+        return NULL;
+    }
+    s->h.supervisor_pid = (int32_t)getpid();
     return s;
 }
 

@@ -107,6 +107,7 @@ struct stats_header {
     uint32_t generation;
     int64_t started_ms; /* CLOCK_REALTIME ms */
     uint32_t workers;   /* slots in use */
+    uint32_t slots_seen; /* the most slots ever in use */
     uint64_t generations_forced;
     uint32_t nlisteners;
     char listener[STATS_MAX_LISTENERS][64]; /* names, by row */
@@ -137,8 +138,17 @@ static inline void stats_sub(struct stats_row *r, enum stats_field f,
 /* Milliseconds of CLOCK_REALTIME or CLOCK_MONOTONIC. */
 int64_t stats_now_ms(bool monotonic);
 
-/* Create and map the region (memfd); NULL with errno on failure. */
-struct stats_shm *stats_shm_create(void);
+/*
+ * Create and map the region (a memfd, whose descriptor goes to *fd when
+ * fd is not NULL); NULL with errno on failure.
+ */
+struct stats_shm *stats_shm_create(int *fd);
+
+/*
+ * Map the region of the weftd this one upgrades, from its descriptor.
+ * NULL with errno (EPROTO: another layout) on failure.
+ */
+struct stats_shm *stats_shm_adopt(int fd);
 
 /* A free block, marked starting for slot; -1 when none is free. */
 int stats_block_claim(struct stats_shm *s, int slot, pid_t pid,

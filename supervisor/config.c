@@ -394,8 +394,8 @@ static void load_admin(struct cfgctx *x, const config_setting_t *root,
 
 static const char *const top_keys[] = {
     "workers",         "cpu_affinity", "shutdown_timeout", "max_generations",
-    "log_file",        "modules",      "control",          "admin",
-    "listeners",
+    "log_file",        "pid_file",     "modules",          "control",
+    "admin",           "listeners",
 };
 
 /* Check the parsed tree and build the config from it. */
@@ -421,6 +421,12 @@ static struct config *config_build(config_t *lc, struct cfgctx *x)
         cfg_err(x, config_setting_get_member(root, "log_file"),
                 "log_file: empty");
     else if (lf != NULL && (cfg->log_file = strdup(lf)) == NULL)
+        cfg_err(x, NULL, "out of memory");
+    const char *pf = opt_string(x, root, "pid_file");
+    if (pf != NULL && *pf == '\0')
+        cfg_err(x, config_setting_get_member(root, "pid_file"),
+                "pid_file: empty");
+    else if (pf != NULL && (cfg->pid_file = strdup(pf)) == NULL)
         cfg_err(x, NULL, "out of memory");
     const config_setting_t *s = config_setting_get_member(root, "cpu_affinity");
     if (s != NULL) {
@@ -499,6 +505,7 @@ void config_free(struct config *cfg)
     free(cfg->listeners);
     free(cfg->control.path);
     free(cfg->log_file);
+    free(cfg->pid_file);
     free(cfg->path);
     free(cfg);
 }

@@ -53,6 +53,7 @@ struct control {
     int nclients;
     char *path;
     struct ctl_client *reload_waiter; /* answered when the reload ends */
+    bool keep_path; /* an upgraded weftd serves on it now */
 };
 
 static void cmd_ping(struct control *ctl, struct strbuf *out);
@@ -64,6 +65,7 @@ static void cmd_metrics(struct control *ctl, struct strbuf *out);
 static void cmd_reload(struct control *ctl, struct strbuf *out);
 static void cmd_stop(struct control *ctl, struct strbuf *out);
 static void cmd_reopen(struct control *ctl, struct strbuf *out);
+static void cmd_upgrade(struct control *ctl, struct strbuf *out);
 
 /* The commands, in one place; help is generated from this table. */
 static const struct ctl_cmd {
@@ -80,6 +82,8 @@ static const struct ctl_cmd {
     { "reload", "load the configuration again", cmd_reload },
     { "stop", "stop weftd gracefully", cmd_stop },
     { "reopen", "reopen the log file", cmd_reopen },
+    { "upgrade", "exec the weftd binary again, handing over the sockets",
+      cmd_upgrade },
 };
 
 const char *ctl_parse(const char *buf, size_t len, char *name, size_t size)
@@ -219,6 +223,32 @@ static void cmd_stop(struct control *ctl, struct strbuf *out)
     log_info("%s: stop requested on the control socket", __func__);
     proc_stop(ctl->sup, ctl->sup->cfg->shutdown_timeout);
     strbuf_puts(out, "{\"ok\": true}\n");
+}
+
+/* The upgrade a client asked for has ended: answer it. */
+static void upgrade_answer(void *arg, const char *err)
+{
+    struct control *ctl = arg;
+    struct ctl_client *cl = ctl->reload_waiter;
+
+    if (cl == NULL)
+        return;
+    ctl->reload_waiter = NULL;
+    cl->waiting = false;
+    if (err != NULL)
+        render_error_json(err, &cl->out);
+    else
+        strbuf_printf(&cl->out, "{\"ok\": true, \"pid\": %ld}\n",
+                      (long)ctl->sup->upgraded_to);
+    client_answer(cl);
+}
+
+static void cmd_upgrade(struct control *ctl, struct strbuf *out)
+{
+    const char *err = upgrade_start(ctl->sup, upgrade_answer, ctl);
+
+    if (err != NULL)
+        render_error_json(err, out);
 }
 
 static void cmd_reopen(struct control *ctl, struct strbuf *out)
@@ -543,8 +573,23 @@ static int admin_listen(const struct addr *a, char *err, size_t errlen)
     return fd;
 }
 
-struct control *control_open(struct supervisor *sup, char *err,
-                             size_t errlen)
+int control_fd(const struct control *ctl)
+{
+    return ctl->fd;
+}
+
+void control_keep_path(struct control *ctl)
+{
+    ctl->keep_path = true;
+}
+
+int control_admin_fd(const struct control *ctl)
+{
+    return ctl->admin_fd;
+}
+
+struct control *control_open(struct supervisor *sup, int inherited,
+                             int inherited_admin, char *err, size_t errlen)
 {
     const struct control_conf *cc = &sup->cfg->control;
     struct control *ctl = calloc(1, sizeof(*ctl));
@@ -557,10 +602,12 @@ struct control *control_open(struct supervisor *sup, char *err,
     ctl->sup = sup;
     ctl->admin_fd = -1;
     LIST_INIT(&ctl->clients);
-    ctl->fd = control_listen(cc, err, errlen);
+    ctl->fd = inherited != -1 ? inherited : control_listen(cc, err, errlen);
     if (ctl->fd == -1)
         goto fail;
-    if (cc->has_admin &&
+    if (cc->has_admin && inherited_admin != -1)
+        ctl->admin_fd = inherited_admin;
+    else if (cc->has_admin &&
         (ctl->admin_fd = admin_listen(&cc->admin, err, errlen)) == -1) {
         close(ctl->fd);
         unlink(ctl->path);
@@ -601,7 +648,7 @@ static void control_release(struct control *ctl, bool unlink_path)
 void control_close(struct control *ctl)
 {
     if (ctl != NULL)
-        control_release(ctl, true);
+        control_release(ctl, !ctl->keep_path);
 }
 
 void control_forget(struct control *ctl)

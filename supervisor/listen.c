@@ -240,3 +240,73 @@ void listen_close(struct listen_set *set)
     free(set->fds);
     set->fds = NULL;
 }
+
+/* The address a listening socket is bound to, as a config would say it. */
+static int socket_addr(int fd, struct addr *a)
+{
+    int type;
+    socklen_t len = sizeof(type);
+
+    memset(a, 0, sizeof(*a));
+    a->len = sizeof(a->ss);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
+        getsockname(fd, (struct sockaddr *)&a->ss, &a->len) == -1)
+        return -1;
+    a->kind = type == SOCK_DGRAM ? ADDR_UDP : ADDR_TCP;
+    return 0;
+}
+
+int listen_adopt(const struct config *cfg, int nslots, int *fds, size_t nfds,
+                 struct listen_set *set, bool *steer, char *err,
+                 size_t errlen)
+{
+    struct addr *have = calloc(nfds ? nfds : 1, sizeof(*have));
+    size_t n = cfg->nlisteners;
+    char a[ADDR_STRLEN];
+
+    set->nlisteners = n;
+    set->nslots = nslots;
+    set->fds = malloc(sizeof(int) * n * (size_t)nslots);
+    if (have == NULL || set->fds == NULL) {
+        snprintf(err, errlen, "out of memory");
+        free(have);
+        return -1;
+    }
+    for (size_t i = 0; i < nfds; i++)
+        if (socket_addr(fds[i], &have[i]) == -1)
+            have[i].len = 0;
+    *steer = false;
+    for (size_t l = 0; l < n; l++) {
+        const struct listener_conf *lc = &cfg->listeners[l];
+        size_t next = 0;
+        for (int s = 0; s < nslots; s++) {
+            int *fd = &set->fds[(size_t)s * n + l];
+            /* The next inherited socket of this address, in slot order. */
+            while (next < nfds && (fds[next] == -1 ||
+                                   !addr_equal(&have[next], &lc->addr)))
+                next++;
+            if (next < nfds) {
+                *fd = fds[next];
+                fds[next++] = -1;
+                continue;
+            }
+            if ((*fd = open_one(lc)) == -1) {
+                snprintf(err, errlen, "listener %s: %s: %s", lc->name,
+                         addr_format(&lc->addr, a, sizeof(a)),
+                         strerror(errno));
+                free(have);
+                return -1;
+            }
+            *steer = true; /* a new socket joins an existing group */
+        }
+    }
+    /* Sockets this configuration no longer has: highest first. */
+    for (size_t i = nfds; i-- > 0;)
+        if (fds[i] != -1) {
+            close(fds[i]);
+            fds[i] = -1;
+            *steer = true;
+        }
+    free(have);
+    return 0;
+}

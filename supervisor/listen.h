@@ -7,6 +7,7 @@
 #ifndef WEFT_SUPERVISOR_LISTEN_H
 #define WEFT_SUPERVISOR_LISTEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "shared/conf.h"
@@ -50,6 +51,17 @@ int listen_reuse(const struct config *cfg_old, const struct listen_set *old,
  * reuseport group (after the worker count changed). 0, or -1 with err.
  */
 int listen_steer(const struct listen_set *set, char *err, size_t errlen);
+
+/*
+ * The sockets of an upgraded weftd: for each listener and slot of cfg,
+ * the next of the inherited fds[0..nfds) bound to its address (they come
+ * in slot order), or a new socket. Inherited sockets left over are closed
+ * and their entries set to -1. *steer says whether a group changed size
+ * (listen_steer). Returns 0, or -1 with a message.
+ */
+int listen_adopt(const struct config *cfg, int nslots, int *fds, size_t nfds,
+                 struct listen_set *set, bool *steer, char *err,
+                 size_t errlen);
 
 /*
  * Forget set, closing only the sockets that keep (may be NULL) does not

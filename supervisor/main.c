@@ -14,6 +14,7 @@
 #include "shared/log.h"
 #include "supervisor/config.h"
 #include "supervisor/control.h"
+#include "shared/util.h"
 #include "supervisor/super.h"
 
 #ifndef WEFT_SYSCONFDIR
@@ -143,7 +144,7 @@ static int plan_workers(struct supervisor *sup, const struct options *o)
 /* Map the stats region and describe this generation in its header. */
 static int stats_open(struct supervisor *sup)
 {
-    struct stats_shm *s = stats_shm_create();
+    struct stats_shm *s = stats_shm_create(&sup->stats_fd);
 
     if (s == NULL) {
         log_error("%s: shared memory for stats: %s", __func__,
@@ -154,11 +155,84 @@ static int stats_open(struct supervisor *sup)
     sup->generation = 1;
     s->h.generation = sup->generation;
     s->h.workers = (uint32_t)sup->nslots;
+    s->h.slots_seen = (uint32_t)sup->nslots;
     s->h.nlisteners = (uint32_t)sup->cfg->nlisteners;
     for (size_t i = 0; i < sup->cfg->nlisteners; i++)
         snprintf(s->h.listener[i], sizeof(s->h.listener[i]), "%s",
                  sup->cfg->listeners[i].name);
     return 0;
+}
+
+/*
+ * Started by an upgrade: take over the old weftd's stats region (counts
+ * go on from where they were; generation one more) and its sockets.
+ */
+static int adopt(struct supervisor *sup, struct upgrade_fds *in, char *err,
+                 size_t errlen)
+{
+    bool steer;
+    int *rows;
+
+    sup->stats = stats_shm_adopt(in->stats);
+    if (sup->stats == NULL) {
+        snprintf(err, errlen, "the old weftd's stats region: %s",
+                 strerror(errno));
+        return -1;
+    }
+    sup->stats_fd = in->stats;
+    sup->generation = sup->stats->h.generation + 1;
+    sup->stats->h.generation = sup->generation;
+    sup->slots_seen = WEFT_MAX(sup->nslots, (int)sup->stats->h.slots_seen);
+    sup->stats->h.slots_seen = (uint32_t)sup->slots_seen;
+    sup->stats->h.workers = (uint32_t)sup->nslots;
+    if ((rows = reload_rows(sup, sup->cfg)) == NULL) {
+        snprintf(err, errlen, "too many listener names for the stats");
+        return -1;
+    }
+    reload_name_rows(sup, sup->cfg, rows);
+    free(sup->rows);
+    sup->rows = rows;
+    if (listen_adopt(sup->cfg, sup->nslots, in->fds, in->nfds, &sup->ls,
+                     &steer, err, errlen) == -1)
+        return -1;
+    if (steer && listen_steer(&sup->ls, err, errlen) == -1)
+        return -1;
+    sup->ready_fd = in->ready;
+    return 0;
+}
+
+static void upgrade_logged(void *arg, const char *err)
+{
+    (void)arg;
+    if (err == NULL)
+        log_info("%s: SIGUSR2: upgraded", __func__);
+}
+
+/* SIGUSR2: binary upgrade; the outcome goes to the log. */
+static void usr2_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+    const char *err;
+
+    (void)loop;
+    (void)revents;
+    log_info("%s: SIGUSR2: upgrading the binary", __func__);
+    if ((err = upgrade_start(s->data, upgrade_logged, NULL)) != NULL)
+        log_error("%s: SIGUSR2: no upgrade: %s", __func__, err);
+}
+
+/* The path to exec on an upgrade: argv[0] made absolute now. */
+static char *exe_path(const char *argv0)
+{
+    char buf[4096];
+    ssize_t n;
+
+    if (strchr(argv0, '/') != NULL)
+        return realpath(argv0, NULL);
+    n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return NULL;
+    buf[n] = '\0';
+    return strdup(buf);
 }
 
 static void stop_cb(struct ev_loop *loop, ev_signal *s, int revents)
@@ -206,6 +280,9 @@ static void usr1_cb(struct ev_loop *loop, ev_signal *s, int revents)
 
 static void watch_signals(struct supervisor *sup)
 {
+    ev_signal_init(&sup->sigusr2, usr2_cb, SIGUSR2);
+    sup->sigusr2.data = sup;
+    ev_signal_start(sup->loop, &sup->sigusr2);
     ev_signal_init(&sup->sigusr1, usr1_cb, SIGUSR1);
     sup->sigusr1.data = sup;
     ev_signal_start(sup->loop, &sup->sigusr1);
@@ -249,9 +326,20 @@ int main(int argc, char **argv)
     }
     if (plan_workers(&sup, &o) == -1)
         fatal("%s: out of memory", __func__);
-    if (stats_open(&sup) == -1)
+    sup.exe = exe_path(argv[0]);
+    sup.argv = argv;
+    sup.stats_fd = -1;
+    sup.ready_fd = -1;
+    static struct upgrade_fds in;
+    bool upgraded = upgrade_inherited(&in);
+    if (upgraded && adopt(&sup, &in, err, sizeof(err)) == -1) {
+        log_error("%s: upgrade: %s", __func__, err);
         goto out;
-    if (listen_open(sup.cfg, sup.nslots, &sup.ls, err, sizeof(err)) == -1) {
+    }
+    if (!upgraded && stats_open(&sup) == -1)
+        goto out;
+    if (!upgraded &&
+        listen_open(sup.cfg, sup.nslots, &sup.ls, err, sizeof(err)) == -1) {
         log_error("%s: %s", __func__, err);
         goto out;
     }
@@ -260,7 +348,8 @@ int main(int argc, char **argv)
         log_error("%s: cannot create the event loop", __func__);
         goto out;
     }
-    sup.control = control_open(&sup, err, sizeof(err));
+    sup.control = control_open(&sup, upgraded ? in.control : -1,
+                               upgraded ? in.admin : -1, err, sizeof(err));
     if (sup.control == NULL) {
         log_error("%s: %s", __func__, err);
         goto out;
@@ -270,15 +359,19 @@ int main(int argc, char **argv)
              PACKAGE_VERSION, sup.cfg->path, sup.nslots, sup.cfg->nlisteners);
     if (proc_start(&sup) == -1)
         fatal("%s: out of memory", __func__);
+    pidfile_write(&sup);
+    upgrade_announce_when_ready(&sup);
     ev_run(sup.loop, 0);
     log_info("%s: all workers stopped; exiting", __func__);
     rc = 0;
+    pidfile_remove(&sup);
 out:
     control_close(sup.control);
     listen_close(&sup.ls);
     proc_free(&sup);
     free(sup.cpus);
     free(sup.rows);
+    free(sup.exe);
     config_free(sup.cfg);
     return rc;
 }

@@ -53,6 +53,8 @@ static void child_become_worker(struct supervisor *sup,
     ev_signal_stop(loop, &sup->sigint);
     ev_signal_stop(loop, &sup->sighup);
     ev_signal_stop(loop, &sup->sigusr1);
+    ev_signal_stop(loop, &sup->sigusr2);
+    ev_timer_stop(loop, &sup->ready_poll);
     ev_timer_stop(loop, &sup->kill_timer);
     ev_timer_stop(loop, &sup->quit_timer);
     ev_timer_stop(loop, &sup->heartbeat_check);
@@ -345,6 +347,27 @@ void proc_stop(struct supervisor *sup, double grace)
      * are closed too, new connections are refused, not queued for nobody. */
     listen_close(&sup->ls);
     ev_timer_set(&sup->quit_timer, grace, 0);
+    ev_timer_start(sup->loop, &sup->quit_timer);
+    sup_check_stopped(sup);
+}
+
+void proc_hand_over(struct supervisor *sup)
+{
+    struct wproc *p;
+
+    sup->stopping = true;
+    reload_abort(sup, "weftd was upgraded");
+    for (int i = 0; i < CONFIG_WORKERS_MAX; i++)
+        ev_timer_stop(sup->loop, &sup->slots[i].respawn);
+    /* Our workers take what is queued and close their copies; the new
+     * weftd's hold the sockets open. */
+    LIST_FOREACH(p, &sup->procs, link) {
+        p->role = WPROC_OLD;
+        kill(p->pid, SIGUSR2);
+    }
+    listen_close(&sup->ls);
+    sup->stop_grace = sup->cfg->shutdown_timeout;
+    ev_timer_set(&sup->quit_timer, sup->stop_grace, 0);
     ev_timer_start(sup->loop, &sup->quit_timer);
     sup_check_stopped(sup);
 }

@@ -70,8 +70,7 @@ static const char *reload_unsupported(const struct supervisor *sup,
  * the next unnamed one (named only when the reload commits). Returns the
  * array, or NULL when rows run out.
  */
-static int *reload_rows(const struct supervisor *sup,
-                        const struct config *cfg)
+int *reload_rows(const struct supervisor *sup, const struct config *cfg)
 {
     const struct stats_header *h = &sup->stats->h;
     int *rows = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(int));
@@ -100,8 +99,8 @@ static int *reload_rows(const struct supervisor *sup,
  * Name the rows the new listeners got. Counts a failed reload's workers
  * left in a row that was never named do not belong to this listener.
  */
-static void reload_name_rows(struct supervisor *sup, const struct config *cfg,
-                             const int *rows)
+void reload_name_rows(struct supervisor *sup, const struct config *cfg,
+                      const int *rows)
 {
     struct stats_shm *s = sup->stats;
 
@@ -224,6 +223,7 @@ static void reload_commit(struct reload *r)
     }
     sup->nslots = r->nslots;
     sup->slots_seen = WEFT_MAX(sup->slots_seen, r->nslots);
+    sup->stats->h.slots_seen = (uint32_t)sup->slots_seen;
     sup->stats->h.workers = (uint32_t)r->nslots;
     /* Our copies of removed listeners' sockets close now; each socket
      * goes once the old workers, which take what is queued first, have
@@ -321,8 +321,8 @@ const char *reload_start(struct supervisor *sup, reload_done_fn done,
     errs->text[0] = '\0';
     if (sup->stopping)
         return "weftd is stopping";
-    if (sup->reload != NULL)
-        return "a reload is already in progress";
+    if (sup->reload != NULL || sup->upgrade != NULL)
+        return "a reload or an upgrade is already in progress";
     struct config *cfg = reload_load(sup, errs);
     if (cfg == NULL) {
         log_error("%s: configuration refused; generation %u keeps serving",

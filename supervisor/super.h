@@ -54,6 +54,7 @@ struct supervisor {
     struct config *cfg;
     struct listen_set ls;
     struct stats_shm *stats;
+    int stats_fd; /* the region's memfd, handed over on upgrade */
     uint32_t generation;
     ev_tstamp started;
     ev_timer heartbeat_check;
@@ -68,11 +69,18 @@ struct supervisor {
     LIST_HEAD(, wproc) procs; /* every worker process alive */
     struct reload *reload;    /* in progress, or NULL */
     const char *config_path;  /* NULL: the built-in configuration */
+    char *exe;                /* this binary's path, for upgrades */
+    char **argv;
+    struct upgrade *upgrade;  /* in progress, or NULL */
+    pid_t upgraded_to;        /* the weftd that took over, or 0 */
+    int ready_fd;             /* upgraded from an old weftd: tell it */
+    ev_timer ready_poll;
     bool stopping;
     ev_signal sigterm;
     ev_signal sigint;
     ev_signal sighup;
     ev_signal sigusr1;
+    ev_signal sigusr2;
     ev_timer quit_timer; /* end of a graceful stop's grace */
     double stop_grace;
     ev_timer kill_timer;
@@ -115,11 +123,52 @@ typedef void (*reload_done_fn)(void *arg, const char *err);
 const char *reload_start(struct supervisor *sup, reload_done_fn done,
                          void *arg, struct config_errors *errs);
 
+/*
+ * The stats row of each listener of cfg, by name (new names get new rows,
+ * named when reload_name_rows is called). NULL when rows run out.
+ */
+int *reload_rows(const struct supervisor *sup, const struct config *cfg);
+void reload_name_rows(struct supervisor *sup, const struct config *cfg,
+                      const int *rows);
+
 /* A pending worker of the reload in progress died. */
 void reload_worker_died(struct supervisor *sup, struct wproc *p);
 
 /* Give up the reload in progress (stopping). */
 void reload_abort(struct supervisor *sup, const char *why);
+
+/* supervisor/upgrade.c */
+
+/*
+ * Exec the weftd binary at our own path with our sockets and stats; NULL
+ * when started (done(arg, ...) follows), or an error.
+ */
+const char *upgrade_start(struct supervisor *sup, reload_done_fn done,
+                          void *arg);
+
+#define UPGRADE_FDS_MAX 4096
+
+/* What an old weftd handed over (see upgrade.c). */
+struct upgrade_fds {
+    int fds[UPGRADE_FDS_MAX]; /* listening sockets, in slot order */
+    size_t nfds;
+    int stats, control, admin, ready;
+};
+
+/* 1 with *in filled when this weftd was started by an upgrade, else 0. */
+int upgrade_inherited(struct upgrade_fds *in);
+
+/* Write to the old weftd once our workers serve. */
+void upgrade_announce_when_ready(struct supervisor *sup);
+
+/* supervisor/proc.c: an upgrade succeeded; drain our workers and exit. */
+void proc_hand_over(struct supervisor *sup);
+
+/* supervisor/pidfile.c (all do nothing without pid_file) */
+int pidfile_write(struct supervisor *sup);
+void pidfile_remove(struct supervisor *sup);
+void pidfile_set_aside(struct supervisor *sup); /* -> PATH.oldbin */
+void pidfile_restore(struct supervisor *sup);   /* <- PATH.oldbin */
 
 /* The number of workers cfg asks for (weftd -w first). */
 int sup_worker_count(const struct supervisor *sup, const struct config *cfg);

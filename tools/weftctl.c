@@ -878,6 +878,21 @@ static int cmd_reopen(const struct options *o, const struct command *c)
     return ask_say(o, c, "log file reopened");
 }
 
+static int cmd_upgrade(const struct options *o, const struct command *c)
+{
+    struct reply r;
+    int rc = ask(o, c->name, &r);
+    char pid[32];
+
+    if (rc == EXIT_OK && !o->json) {
+        fmt_count(pid, sizeof(pid),
+                  json_get(&r.doc, json_root(&r.doc), "pid"));
+        printf("upgraded: weftd pid %s serves\n", pid);
+    }
+    reply_free(&r);
+    return rc;
+}
+
 /* The commands weftd itself lists, with their help. */
 static int cmd_help(const struct options *o, const struct command *c)
 {
@@ -932,6 +947,8 @@ static const struct command commands[] = {
     { "reload", "load the configuration again", cmd_reload },
     { "stop", "stop the workers and weftd, gracefully", cmd_stop },
     { "reopen", "reopen the log file (after it was rotated)", cmd_reopen },
+    { "upgrade", "exec the new weftd binary, handing over the sockets",
+      cmd_upgrade },
     { "help", "list the commands weftd itself knows", cmd_help },
 };
 

@@ -15,7 +15,7 @@ static struct supervisor sup;
 static void setup(void)
 {
     memset(&sup, 0, sizeof(sup));
-    sup.stats = stats_shm_create();
+    sup.stats = stats_shm_create(NULL);
     ck_assert_ptr_nonnull(sup.stats);
     sup.nslots = 2;
     sup.stats->h.nlisteners = 2;
