@@ -316,6 +316,24 @@ static const char *opt_string(struct cfgctx *x, const config_setting_t *g,
     return config_setting_get_string(s);
 }
 
+/* An optional, non-empty path at key of g, copied; NULL when absent. */
+static char *opt_path(struct cfgctx *x, const config_setting_t *g,
+                      const char *key)
+{
+    const char *v = opt_string(x, g, key);
+    char *copy;
+
+    if (v == NULL)
+        return NULL;
+    if (*v == '\0') {
+        cfg_err(x, config_setting_get_member(g, key), "%s: empty", key);
+        return NULL;
+    }
+    if ((copy = strdup(v)) == NULL)
+        cfg_err(x, NULL, "out of memory");
+    return copy;
+}
+
 /* control = { path; mode; group; }: where and to whom weftd answers. */
 static void load_control(struct cfgctx *x, const config_setting_t *root,
                          struct control_conf *cc)
@@ -416,18 +434,8 @@ static struct config *config_build(config_t *lc, struct cfgctx *x)
     get_int(x, root, "shutdown_timeout", 0, 86400, &cfg->shutdown_timeout);
     cfg->max_generations = CONFIG_MAX_GENERATIONS_DEFAULT;
     get_int(x, root, "max_generations", 1, 64, &cfg->max_generations);
-    const char *lf = opt_string(x, root, "log_file");
-    if (lf != NULL && *lf == '\0')
-        cfg_err(x, config_setting_get_member(root, "log_file"),
-                "log_file: empty");
-    else if (lf != NULL && (cfg->log_file = strdup(lf)) == NULL)
-        cfg_err(x, NULL, "out of memory");
-    const char *pf = opt_string(x, root, "pid_file");
-    if (pf != NULL && *pf == '\0')
-        cfg_err(x, config_setting_get_member(root, "pid_file"),
-                "pid_file: empty");
-    else if (pf != NULL && (cfg->pid_file = strdup(pf)) == NULL)
-        cfg_err(x, NULL, "out of memory");
+    cfg->log_file = opt_path(x, root, "log_file");
+    cfg->pid_file = opt_path(x, root, "pid_file");
     const config_setting_t *s = config_setting_get_member(root, "cpu_affinity");
     if (s != NULL) {
         if (config_setting_type(s) != CONFIG_TYPE_BOOL)

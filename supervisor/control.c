@@ -178,10 +178,13 @@ static void cmd_metrics(struct control *ctl, struct strbuf *out)
 
 static void client_answer(struct ctl_client *cl);
 
-/* The reload a client asked for has ended: answer it. */
-static void reload_answer(void *arg, const char *err)
+/*
+ * The reload or upgrade a client waits for has ended: answer it with the
+ * error, or with "ok" and key: value.
+ */
+static void answer_waiter(struct control *ctl, const char *err,
+                          const char *key, long value)
 {
-    struct control *ctl = arg;
     struct ctl_client *cl = ctl->reload_waiter;
 
     if (cl == NULL)
@@ -191,9 +194,16 @@ static void reload_answer(void *arg, const char *err)
     if (err != NULL)
         render_error_json(err, &cl->out);
     else
-        strbuf_printf(&cl->out, "{\"ok\": true, \"generation\": %u}\n",
-                      ctl->sup->generation);
+        strbuf_printf(&cl->out, "{\"ok\": true, \"%s\": %ld}\n", key,
+                      value);
     client_answer(cl);
+}
+
+static void reload_answer(void *arg, const char *err)
+{
+    struct control *ctl = arg;
+
+    answer_waiter(ctl, err, "generation", (long)ctl->sup->generation);
 }
 
 /*
@@ -225,22 +235,11 @@ static void cmd_stop(struct control *ctl, struct strbuf *out)
     strbuf_puts(out, "{\"ok\": true}\n");
 }
 
-/* The upgrade a client asked for has ended: answer it. */
 static void upgrade_answer(void *arg, const char *err)
 {
     struct control *ctl = arg;
-    struct ctl_client *cl = ctl->reload_waiter;
 
-    if (cl == NULL)
-        return;
-    ctl->reload_waiter = NULL;
-    cl->waiting = false;
-    if (err != NULL)
-        render_error_json(err, &cl->out);
-    else
-        strbuf_printf(&cl->out, "{\"ok\": true, \"pid\": %ld}\n",
-                      (long)ctl->sup->upgraded_to);
-    client_answer(cl);
+    answer_waiter(ctl, err, "pid", (long)ctl->sup->upgraded_to);
 }
 
 static void cmd_upgrade(struct control *ctl, struct strbuf *out)

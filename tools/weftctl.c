@@ -840,57 +840,45 @@ static int cmd_version(const struct options *o, const struct command *c)
     return rc;
 }
 
-static int cmd_reload(const struct options *o, const struct command *c)
+/*
+ * Ask, and on success say what was done: before, the reply's numeric
+ * field (if field is not NULL), after.
+ */
+static int ask_say(const struct options *o, const struct command *c,
+                   const char *before, const char *field, const char *after)
 {
     struct reply r;
     int rc = ask(o, c->name, &r);
-    char gen[32];
+    char v[32] = "";
 
     if (rc == EXIT_OK && !o->json) {
-        fmt_count(gen, sizeof(gen),
-                  json_get(&r.doc, json_root(&r.doc), "generation"));
-        printf("reloaded: generation %s serves\n", gen);
+        if (field != NULL)
+            fmt_count(v, sizeof(v),
+                      json_get(&r.doc, json_root(&r.doc), field));
+        printf("%s%s%s\n", before, v, after);
     }
     reply_free(&r);
     return rc;
 }
 
-/* A command whose reply is only "ok": say what it did. */
-static int ask_say(const struct options *o, const struct command *c,
-                   const char *done)
+static int cmd_reload(const struct options *o, const struct command *c)
 {
-    struct reply r;
-    int rc = ask(o, c->name, &r);
-
-    if (rc == EXIT_OK && !o->json)
-        printf("%s\n", done);
-    reply_free(&r);
-    return rc;
+    return ask_say(o, c, "reloaded: generation ", "generation", " serves");
 }
 
 static int cmd_stop(const struct options *o, const struct command *c)
 {
-    return ask_say(o, c, "weftd is stopping");
+    return ask_say(o, c, "weftd is stopping", NULL, "");
 }
 
 static int cmd_reopen(const struct options *o, const struct command *c)
 {
-    return ask_say(o, c, "log file reopened");
+    return ask_say(o, c, "log file reopened", NULL, "");
 }
 
 static int cmd_upgrade(const struct options *o, const struct command *c)
 {
-    struct reply r;
-    int rc = ask(o, c->name, &r);
-    char pid[32];
-
-    if (rc == EXIT_OK && !o->json) {
-        fmt_count(pid, sizeof(pid),
-                  json_get(&r.doc, json_root(&r.doc), "pid"));
-        printf("upgraded: weftd pid %s serves\n", pid);
-    }
-    reply_free(&r);
-    return rc;
+    return ask_say(o, c, "upgraded: weftd pid ", "pid", " serves");
 }
 
 /* The commands weftd itself lists, with their help. */
