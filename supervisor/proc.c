@@ -60,6 +60,11 @@ static void child_become_worker(struct supervisor *sup,
     ev_timer_stop(loop, &sup->heartbeat_check);
     control_forget(sup->control);
     sup->control = NULL;
+    /* What an upgrade handed over stays with the supervisor. */
+    if (sup->ready_fd != -1)
+        close(sup->ready_fd);
+    if (sup->stats_fd != -1)
+        close(sup->stats_fd);
     LIST_FOREACH(p, &sup->procs, link)
         ev_child_stop(loop, &p->child);
     for (int i = 0; i < CONFIG_WORKERS_MAX; i++)

@@ -101,6 +101,10 @@ static void upgrade_fail(struct upgrade *u, const char *err)
 
     if (ev_is_active(&u->child))
         kill(u->pid, SIGTERM);
+    /* It may have written its own picture into the shared header. */
+    sup->stats->h.supervisor_pid = (int32_t)getpid();
+    sup->stats->h.generation = sup->generation;
+    sup->stats->h.workers = (uint32_t)sup->nslots;
     pidfile_restore(sup);
     upgrade_free(u);
     log_error("%s: upgrade failed: %s; this weftd (pid %ld) keeps serving",
