@@ -35,6 +35,8 @@
     X(connections_aborted, COUNTER,                                          \
       "Connections aborted by a limit (output queue, unparsed input)")       \
     X(connections_timed_out, COUNTER, "Connections closed by idle timeout") \
+    X(connections_forced, COUNTER,                                           \
+      "Connections closed when shutdown_timeout ended a drain")              \
     X(connections_active, GAUGE, "Connections open now")                     \
     X(bytes_in, COUNTER, "Bytes received on connections")                    \
     X(bytes_out, COUNTER, "Bytes sent on connections")                       \

@@ -71,8 +71,10 @@ static void worker_drain_timeout_cb(struct ev_loop *loop, ev_timer *t,
     struct weft_conn *c;
 
     (void)revents;
-    LIST_FOREACH(c, &w->conns, link)
+    LIST_FOREACH(c, &w->conns, link) {
+        stats_add(conn_stats(c), STAT_connections_forced, 1);
         n++;
+    }
     log_warn("%s: worker %d: shutdown_timeout (%d s) passed; closing %d "
              "connection(s)", __func__, w->slot, w->shutdown_timeout, n);
     ev_break(loop, EVBREAK_ALL);

@@ -902,6 +902,10 @@ def scenario_shutdown_timeout(t, churn, path, port, port2):
                                          SHUTDOWN_SHORT))
     t.wait_only_current(OLD_EXIT_TIMEOUT, "only generation %d in workers"
                         % t.gen)
+    forced = t.stats.poll()["totals"]["connections_forced"]
+    W.check(forced >= len(closed), "connections_forced %d, but %d idle "
+            "connections were closed by shutdown_timeout"
+            % (forced, len(closed)))
     churn.check()
     W.log("ok   5: shutdown_timeout %d: old workers exited %s after the "
           "reload answered (call %.0f ms); idle connections closed (%s) "
