@@ -9,5 +9,6 @@ const struct weft_protocol *protocol_find(const char *name);
 
 extern const struct weft_protocol echo_protocol;
 extern const struct weft_protocol proxy_protocol;
+extern const struct weft_protocol http_protocol;
 
 #endif

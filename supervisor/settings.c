@@ -4,6 +4,7 @@
  * Runs in the supervisor while a configuration is loaded.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "shared/util.h"
@@ -20,6 +21,9 @@ struct weft_settings {
     const char *pname;
     const char *read[SETTINGS_KEYS_MAX];
     int nread;
+    struct weft_settings *children; /* groups inside, from weft_settings_item */
+    struct weft_settings *next;     /* sibling in the parent's list */
+    char name[96];                  /* "http.routes[2]" for a child */
 };
 
 /* Remember that key was asked for, so it is not refused as unknown. */
@@ -104,17 +108,24 @@ int weft_settings_string(struct weft_settings *s, const char *key,
     return 0;
 }
 
-int weft_settings_list(struct weft_settings *s, const char *key)
+int weft_settings_count(struct weft_settings *s, const char *key)
 {
     const config_setting_t *v = settings_get(s, key);
 
     if (v == NULL)
         return 0;
     if (!config_setting_is_list(v) && !config_setting_is_array(v)) {
-        weft_settings_error(s, key, "expected a list of strings");
+        weft_settings_error(s, key, "expected a list ( ... )");
         return -1;
     }
-    int n = config_setting_length(v);
+    return config_setting_length(v);
+}
+
+int weft_settings_list(struct weft_settings *s, const char *key)
+{
+    int n = weft_settings_count(s, key);
+    const config_setting_t *v = settings_get(s, key);
+
     for (int i = 0; i < n; i++) {
         const config_setting_t *e = config_setting_get_elem(v, (unsigned)i);
         if (config_setting_type(e) != CONFIG_TYPE_STRING) {
@@ -135,6 +146,37 @@ const char *weft_settings_list_item(struct weft_settings *s, const char *key,
     return config_setting_get_string_elem(v, i);
 }
 
+struct weft_settings *weft_settings_item(struct weft_settings *s,
+                                         const char *key, int i)
+{
+    const config_setting_t *v = settings_get(s, key);
+    const config_setting_t *g;
+    struct weft_settings *c;
+
+    if (v == NULL || i < 0 || i >= config_setting_length(v))
+        return NULL;
+    g = config_setting_get_elem(v, (unsigned)i);
+    if (!config_setting_is_group(g)) {
+        weft_settings_error(s, key, "entry %d: expected a group { ... }",
+                            i + 1);
+        return NULL;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        weft_settings_error(s, key, "out of memory");
+        return NULL;
+    }
+    c->x = s->x;
+    c->group = g;
+    c->listener = s->listener;
+    c->lname = s->lname;
+    snprintf(c->name, sizeof(c->name), "%s.%s[%d]", s->pname, key, i + 1);
+    c->pname = c->name;
+    c->next = s->children;
+    s->children = c;
+    return c;
+}
+
 /* Refuse the keys of the group that the hook never asked for. */
 static void settings_check_unread(struct weft_settings *s)
 {
@@ -150,6 +192,13 @@ static void settings_check_unread(struct weft_settings *s)
         if (!seen)
             cfg_err(s->x, m, "listener %s: unknown key '%s' in %s",
                     s->lname, name, s->pname);
+    }
+    /* Groups handed out by weft_settings_item, checked and freed too. */
+    while (s->children != NULL) {
+        struct weft_settings *c = s->children;
+        s->children = c->next;
+        settings_check_unread(c);
+        free(c);
     }
 }
 

@@ -196,8 +196,7 @@ static void worker_cleanup(struct worker *w)
     reconnect_free_all(w);
     connect_free_all(w);
     conn_close_all(w);
-    timer_free_all(w);
-    resolve_stop(w);
+    /* Protocols stop before the timers go: a stop hook cancels its own. */
     for (size_t i = 0; i < w->nlisteners; i++) {
         struct weft_listener *ln = &w->listeners[i];
         ev_io_stop(w->loop, &ln->io);
@@ -206,6 +205,8 @@ static void worker_cleanup(struct worker *w)
         if (ln->io.fd != -1)
             close(ln->io.fd);
     }
+    timer_free_all(w);
+    resolve_stop(w);
     ev_timer_stop(w->loop, &w->accept_retry);
     ev_timer_stop(w->loop, &w->heartbeat);
     ev_timer_stop(w->loop, &w->drain_timer);

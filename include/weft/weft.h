@@ -345,6 +345,17 @@ const char *weft_settings_list_item(struct weft_settings *s, const char *key,
                                     int i);
 
 /*
+ * A list of groups, such as routes = ( { ... }, { ... } ): the count (0
+ * when absent, -1 after reporting a key that is not a list), and the
+ * settings of group i, read with the same functions (its keys, too, must
+ * all be read). Valid until configure returns; NULL for a bad entry
+ * (reported).
+ */
+int weft_settings_count(struct weft_settings *s, const char *key);
+struct weft_settings *weft_settings_item(struct weft_settings *s,
+                                         const char *key, int i);
+
+/*
  * Refuse the configuration: "FILE:LINE: listener NAME: protocol.KEY: ..."
  * at key's line (the group's line when key is NULL or absent).
  */
