@@ -71,6 +71,22 @@ static int open_one(const struct listener_conf *l)
     return fd;
 }
 
+/* An empty set (every entry -1) of n listeners by nslots; -1 with err. */
+static int set_alloc(struct listen_set *set, size_t n, int nslots, char *err,
+                     size_t errlen)
+{
+    set->nlisteners = n;
+    set->nslots = nslots;
+    set->fds = malloc(sizeof(int) * (n ? n : 1) * (size_t)nslots);
+    if (set->fds == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n * (size_t)nslots; i++)
+        set->fds[i] = -1;
+    return 0;
+}
+
 int listen_open(const struct config *cfg, int nslots, struct listen_set *set,
                 char *err, size_t errlen)
 {
@@ -78,15 +94,8 @@ int listen_open(const struct config *cfg, int nslots, struct listen_set *set,
     size_t n = cfg->nlisteners;
     const struct listener_conf *lc = NULL;
 
-    set->nlisteners = n;
-    set->nslots = nslots;
-    set->fds = malloc(sizeof(int) * n * (size_t)nslots);
-    if (set->fds == NULL) {
-        snprintf(err, errlen, "out of memory");
+    if (set_alloc(set, n, nslots, err, errlen) == -1)
         return -1;
-    }
-    for (size_t i = 0; i < n * (size_t)nslots; i++)
-        set->fds[i] = -1;
     for (size_t l = 0; l < n; l++) {
         lc = &cfg->listeners[l];
         addr_format(&lc->addr, a, sizeof(a));
@@ -194,15 +203,8 @@ int listen_reuse(const struct config *cfg_old, const struct listen_set *old,
     char a[ADDR_STRLEN];
     size_t n = cfg->nlisteners;
 
-    set->nlisteners = n;
-    set->nslots = nslots;
-    set->fds = malloc(sizeof(int) * n * (size_t)nslots);
-    if (set->fds == NULL) {
-        snprintf(err, errlen, "out of memory");
+    if (set_alloc(set, n, nslots, err, errlen) == -1)
         return -1;
-    }
-    for (size_t i = 0; i < n * (size_t)nslots; i++)
-        set->fds[i] = -1;
     for (size_t l = 0; l < n; l++) {
         const struct listener_conf *lc = &cfg->listeners[l];
         int o = find_addr(cfg_old, &lc->addr);
@@ -264,11 +266,7 @@ int listen_adopt(const struct config *cfg, int nslots, int *fds, size_t nfds,
     size_t n = cfg->nlisteners;
     char a[ADDR_STRLEN];
 
-    set->nlisteners = n;
-    set->nslots = nslots;
-    set->fds = malloc(sizeof(int) * n * (size_t)nslots);
-    if (have == NULL || set->fds == NULL) {
-        snprintf(err, errlen, "out of memory");
+    if (have == NULL || set_alloc(set, n, nslots, err, errlen) == -1) {
         free(have);
         return -1;
     }
