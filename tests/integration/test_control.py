@@ -65,17 +65,7 @@ VERSION = "0.1.0"
 # --------------------------------------------------------------------------
 # The stats fields, from the source of truth
 
-def stats_fields():
-    """[(name, kind)] from STATS_FIELDS in shared/stats.h."""
-    srcdir = os.environ.get("WEFT_SRCDIR") or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "..")
-    with open(os.path.join(srcdir, "shared", "stats.h")) as f:
-        text = f.read()
-    start = text.index("#define STATS_FIELDS(X)")
-    end = text.index("\n\n", start)
-    fields = re.findall(r"X\((\w+),\s*(COUNTER|GAUGE)", text[start:end])
-    W.check(len(fields) >= 5, "could not read STATS_FIELDS from stats.h")
-    return fields
+stats_fields = W.stats_fields
 
 
 FIELDS = stats_fields()

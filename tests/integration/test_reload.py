@@ -195,16 +195,7 @@ def line_of(lines, needle):
 
 def counter_names():
     """Names of the COUNTER fields of STATS_FIELDS in shared/stats.h."""
-    src = os.environ.get("WEFT_SRCDIR") or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "..")
-    with open(os.path.join(src, "shared", "stats.h")) as f:
-        text = f.read()
-    i = text.index("#define STATS_FIELDS(X)")
-    block = text[i:text.index("\n\n", i)]
-    names = re.findall(r"X\((\w+),\s*COUNTER\b", block)
-    W.check("connections_accepted" in names and len(names) >= 5,
-            "could not read the counters of STATS_FIELDS: %r" % names)
-    return names
+    return [n for n, kind in W.stats_fields() if kind == "COUNTER"]
 
 
 class StatsWatch:

@@ -919,3 +919,17 @@ def ctl_json(sock, command):
     reply = json.loads(out)
     check(reply.get("ok") is True, "%s: %r" % (command, reply))
     return reply
+
+
+def stats_fields():
+    """[(name, kind)] from STATS_FIELDS in shared/stats.h, the one place
+    the stats fields are declared."""
+    srcdir = os.environ.get("WEFT_SRCDIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    with open(os.path.join(srcdir, "shared", "stats.h")) as f:
+        text = f.read()
+    start = text.index("#define STATS_FIELDS(X)")
+    end = text.index("\n\n", start)
+    fields = re.findall(r"X\((\w+),\s*(COUNTER|GAUGE)", text[start:end])
+    check(len(fields) >= 5, "could not read STATS_FIELDS from stats.h")
+    return fields
