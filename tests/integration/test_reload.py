@@ -60,7 +60,6 @@ with a timeout).
 import json
 import os
 import random
-import re
 import signal
 import socket
 import statistics
