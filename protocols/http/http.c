@@ -27,6 +27,7 @@
 
 struct http_route {
     char *path;
+    size_t path_len;
     int status;
     char *type;
     char *body;
@@ -126,6 +127,7 @@ static int http_route_load(struct weft_settings *r, struct http_route *rt)
         return -1;
     }
     rt->path = strdup(path);
+    rt->path_len = strlen(path);
     rt->type = strdup(type);
     rt->body = strdup(body);
     rt->body_len = strlen(body);
@@ -241,7 +243,7 @@ static void http_plan(struct http_conn *h, const struct http_conf *conf,
 {
     h->route = NULL;
     for (size_t i = 0; i < conf->nroutes && h->route == NULL; i++)
-        if (strlen(conf->routes[i].path) == req->path_len &&
+        if (conf->routes[i].path_len == req->path_len &&
             memcmp(conf->routes[i].path, req->path, req->path_len) == 0)
             h->route = &conf->routes[i];
     h->head_only = req->method == HTTP_HEAD;
