@@ -213,12 +213,12 @@ static void http_stop(struct weft_listener *l)
 /* Status line and headers of a response into out. */
 static void http_head(struct strbuf *out, const struct http_worker *hw,
                       int status, const char *type, size_t len, bool close,
-                      bool keep_alive_10)
+                      bool keep_alive_10, const char *extra)
 {
     strbuf_printf(out,
-                  "HTTP/1.1 %d %s\r\nServer: weft\r\nDate: %s\r\n"
+                  "HTTP/1.1 %d %s\r\nServer: weft\r\nDate: %s\r\n%s"
                   "Content-Type: %s\r\nContent-Length: %zu\r\n%s\r\n",
-                  status, reason(status), hw->date, type, len,
+                  status, reason(status), hw->date, extra, type, len,
                   close           ? "Connection: close\r\n"
                   : keep_alive_10 ? "Connection: keep-alive\r\n"
                                   : "");
@@ -231,7 +231,7 @@ static void http_error(struct http_conn *h, struct strbuf *out,
     char body[64];
     int n = snprintf(body, sizeof(body), "%d %s\n", status, reason(status));
 
-    http_head(out, hw, status, "text/plain", (size_t)n, true, false);
+    http_head(out, hw, status, "text/plain", (size_t)n, true, false, "");
     strbuf_add(out, body, (size_t)n);
     h->close_after = true;
     weft_count(h->l, WEFT_COUNT_ERRORS, 1);
@@ -262,18 +262,18 @@ static void http_answer(struct http_conn *h, const struct http_worker *hw,
 
     if (rt == NULL) {
         static const char nf[] = "404 Not Found\n";
-        http_head(out, hw, 404, "text/plain", sizeof(nf) - 1, close, ka10);
+        http_head(out, hw, 404, "text/plain", sizeof(nf) - 1, close, ka10,
+                  "");
         if (!h->head_only)
             strbuf_add(out, nf, sizeof(nf) - 1);
     } else if (h->not_allowed) {
         static const char na[] = "405 Method Not Allowed\n";
-        strbuf_printf(out, "HTTP/1.1 405 %s\r\nServer: weft\r\nDate: %s\r\n"
-                           "Allow: GET, HEAD\r\nContent-Type: text/plain\r\n"
-                           "Content-Length: %zu\r\n%s\r\n%s",
-                      reason(405), hw->date, sizeof(na) - 1,
-                      close ? "Connection: close\r\n" : "", na);
+        http_head(out, hw, 405, "text/plain", sizeof(na) - 1, close, ka10,
+                  "Allow: GET, HEAD\r\n");
+        strbuf_add(out, na, sizeof(na) - 1);
     } else {
-        http_head(out, hw, rt->status, rt->type, rt->body_len, close, ka10);
+        http_head(out, hw, rt->status, rt->type, rt->body_len, close, ka10,
+                  "");
         if (!h->head_only)
             strbuf_add(out, rt->body, rt->body_len);
     }
