@@ -6,6 +6,16 @@
 BUILD_PACKAGES="gcc make libc6-dev libev-dev libssl-dev libconfig-dev check
 autoconf automake libtool pkg-config"
 
+# What contrib/test.sh needs beyond the build: the tools of the integration
+# tests (curl, wrk, ab from apache2-utils, ss from iproute2, promtool from
+# prometheus) and, for the fuzz targets, clang with its libFuzzer runtime:
+# libclang-rt-dev pulls in the one of the default clang (Debian 12:
+# libclang-rt-14-dev, which ships libclang_rt.fuzzer), a package clang
+# itself only recommends.
+# shellcheck disable=SC2034
+TEST_PACKAGES="python3 iproute2 procps util-linux prometheus curl wrk
+apache2-utils clang libclang-rt-dev"
+
 # Install the named Debian packages that are not installed yet.
 ensure_packages() {
     local missing=() p sudo=

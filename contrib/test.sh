@@ -41,9 +41,39 @@ check_in() {
     count_suite "$dir"
 }
 
+# Configure DIR for the fuzz targets and run them (make fuzz, each target
+# for a bounded time): one pass or failure per PASS/FAIL line of
+# tests/fuzz/run.sh; a configure or build that fails before them counts as
+# one failure.
+fuzz_in() {
+    local dir=$1 rc p f
+    shift
+    echo "== $dir: make fuzz"
+    mkdir -p "$dir"
+    if { [ -x configure ] || ./autogen.sh; } >"$dir.fuzz.log" 2>&1 &&
+        { [ -f "$dir/Makefile" ] ||
+          (cd "$dir" && ../configure "$@") >>"$dir.fuzz.log" 2>&1; }; then
+        make -C "$dir" -j"$(nproc)" fuzz >>"$dir.fuzz.log" 2>&1
+        rc=$?
+    else
+        rc=1
+    fi
+    grep -E '^(PASS|FAIL):' "$dir.fuzz.log"
+    p=$(grep -c '^PASS:' "$dir.fuzz.log")
+    f=$(grep -c '^FAIL:' "$dir.fuzz.log")
+    if [ "$f" -gt 0 ]; then
+        sed -n '/^FAIL:/,$p' "$dir.fuzz.log" | head -n 300
+    elif [ "$rc" -ne 0 ] || [ "$p" -eq 0 ]; then
+        echo "FAIL: $dir: make fuzz (exit $rc) ran no fuzz target"
+        tail -n 40 "$dir.fuzz.log"
+        f=1
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+
 # shellcheck disable=SC2086
-ensure_packages $BUILD_PACKAGES python3 iproute2 procps util-linux \
-    prometheus || {
+ensure_packages $BUILD_PACKAGES $TEST_PACKAGES || {
     echo "0 passed, 1 failed"
     exit 1
 }
@@ -52,6 +82,7 @@ check_in build
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
     check_in build-asan --enable-sanitizers
+fuzz_in build-fuzz CC=clang --enable-fuzz
 
 echo "== build: make distcheck"
 if make -C build distcheck >build.distcheck.log 2>&1; then

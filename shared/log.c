@@ -55,7 +55,8 @@ void log_set_level(enum log_level level)
 }
 
 /* Format one line into a stack buffer and write it at once. */
-static void log_vwrite(enum log_level level, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {
     char line[1024];
     struct timespec ts;

@@ -14,7 +14,8 @@
  * connections) are per process and go with it.
  *
  * Every field is declared once, in STATS_FIELDS, and expanded for the
- * struct, the sums, JSON and Prometheus.
+ * struct, the sums, JSON and Prometheus. Beside the fields, each row has
+ * a histogram of request latencies, folded and summed like a counter.
  */
 #ifndef WEFT_SHARED_STATS_H
 #define WEFT_SHARED_STATS_H
@@ -43,6 +44,11 @@
     X(datagrams_in, COUNTER, "Datagrams received")                           \
     X(datagrams_out, COUNTER, "Datagrams sent")                              \
     X(requests, COUNTER, "Requests or messages handled by protocols")        \
+    X(responses_1xx, COUNTER, "Requests answered with a 1xx status")         \
+    X(responses_2xx, COUNTER, "Requests answered with a 2xx status")         \
+    X(responses_3xx, COUNTER, "Requests answered with a 3xx status")         \
+    X(responses_4xx, COUNTER, "Requests answered with a 4xx status")         \
+    X(responses_5xx, COUNTER, "Requests answered with a 5xx status")         \
     X(protocol_errors, COUNTER, "Protocol errors")                           \
     X(connect_failures, COUNTER, "Outgoing connection attempts that failed")
 
@@ -52,6 +58,10 @@ enum stats_field {
 #undef STATS_ENUM
         STATS_NFIELDS
 };
+
+/* weft_count_response finds a status class's field by offset. */
+_Static_assert(STAT_responses_5xx - STAT_responses_1xx == 4,
+               "responses_1xx..5xx must follow each other");
 
 enum stats_kind { STATS_COUNTER, STATS_GAUGE };
 
@@ -72,16 +82,42 @@ extern const struct stats_field_info stats_fields[STATS_NFIELDS];
 #define STATS_BLOCKS (2 * STATS_MAX_SLOTS)
 
 #define STATS_MAGIC 0x54464557u /* "WEFT" */
-#define STATS_LAYOUT_VERSION 1
+/* 2: responses_1xx..5xx and the latency histogram in each row. */
+#define STATS_LAYOUT_VERSION 2
 
-/* One row of counters, written by one process. */
+/*
+ * Request latency: a log-linear histogram of whole microseconds, as
+ * HdrHistogram keeps them with two significant bits. Bucket i counts
+ * the values v with stats_lat_bound(i - 1) < v <= stats_lat_bound(i):
+ * one bucket per microsecond up to 8 us (0 and 1 share the first), then
+ * every power of two split in STATS_LAT_SUB equal parts, so a bound is
+ * never more than 25% above the values it counts. Bounds: 1, 2, .., 8,
+ * 10, 12, 14, 16, 20, .., 2^STATS_LAT_LOG2_MAX us (67 s); the last
+ * bucket, STATS_LAT_OVER, counts everything above, with no bound.
+ */
+#define STATS_LAT_SUB_BITS 2
+#define STATS_LAT_SUB (1 << STATS_LAT_SUB_BITS)
+#define STATS_LAT_LOG2_MAX 26
+#define STATS_LAT_OVER \
+    (STATS_LAT_SUB * (STATS_LAT_LOG2_MAX - STATS_LAT_SUB_BITS + 1))
+#define STATS_LAT_BUCKETS (STATS_LAT_OVER + 1)
+#define STATS_LAT_MAX_US ((uint64_t)1 << STATS_LAT_LOG2_MAX)
+
+/*
+ * One row of counters, written by one process: the fields, then the
+ * latency histogram (sum of the values, and one count per bucket).
+ */
 struct stats_row {
     _Atomic uint64_t v[STATS_NFIELDS];
+    _Atomic uint64_t lat_sum_us;
+    _Atomic uint64_t lat[STATS_LAT_BUCKETS];
 };
 
-/* Plain counts, for sums and rendering. */
+/* Plain counts, for sums and rendering; the histogram is a counter. */
 struct stats_counts {
     uint64_t v[STATS_NFIELDS];
+    uint64_t lat_sum_us;
+    uint64_t lat[STATS_LAT_BUCKETS];
 };
 
 enum worker_state {
@@ -137,6 +173,51 @@ static inline void stats_sub(struct stats_row *r, enum stats_field f,
     atomic_store_explicit(&r->v[f], v - n, memory_order_relaxed);
 }
 
+/*
+ * The latency bucket of us microseconds. Bucketing us - 1 on the plain
+ * log-linear scale makes every bound inclusive (2^k lands in the bucket
+ * bounded by 2^k). No branch: x | STATS_LAT_SUB keeps the shift at 0 for
+ * small values (and the argument of clzll non-zero), and the clamp to
+ * the overflow bucket compiles to a conditional move.
+ */
+static inline unsigned stats_lat_index(uint64_t us)
+{
+    uint64_t x = us - (us != 0);
+    unsigned shift = (unsigned)(63 - STATS_LAT_SUB_BITS) -
+                     (unsigned)__builtin_clzll(x | STATS_LAT_SUB);
+    uint64_t i = ((uint64_t)shift << STATS_LAT_SUB_BITS) + (x >> shift);
+
+    return i < STATS_LAT_OVER ? (unsigned)i : STATS_LAT_OVER;
+}
+
+/* Record one request of us microseconds: the row's own process only. */
+static inline void stats_lat_add(struct stats_row *r, uint64_t us)
+{
+    _Atomic uint64_t *b = &r->lat[stats_lat_index(us)];
+
+    atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(
+        &r->lat_sum_us,
+        atomic_load_explicit(&r->lat_sum_us, memory_order_relaxed) + us,
+        memory_order_relaxed);
+}
+
+/* The inclusive upper bound of bucket i in microseconds; UINT64_MAX for
+ * the overflow bucket (and anything past it). */
+uint64_t stats_lat_bound(unsigned i);
+
+/* Requests in the histogram of c: the sum of its buckets. */
+uint64_t stats_lat_count(const struct stats_counts *c);
+
+/*
+ * The bucket holding quantile permille/1000 of c, by nearest rank (the
+ * smallest bucket whose cumulative count reaches ceil(count * q)): its
+ * bound is a value at least that share of requests did not exceed.
+ * -1 when c has no request.
+ */
+int stats_lat_quantile(const struct stats_counts *c, unsigned permille);
+
 /* Milliseconds of CLOCK_REALTIME or CLOCK_MONOTONIC. */
 int64_t stats_now_ms(bool monotonic);
 
@@ -148,7 +229,8 @@ struct stats_shm *stats_shm_create(int *fd);
 
 /*
  * Map the region of the weftd this one upgrades, from its descriptor.
- * NULL with errno (EPROTO: another layout) on failure.
+ * NULL with errno (EPROTO: another layout, whose version is logged) on
+ * failure.
  */
 struct stats_shm *stats_shm_adopt(int fd);
 

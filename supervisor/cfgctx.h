@@ -15,6 +15,7 @@
 struct cfgctx {
     struct config_errors *errs;
     const char *name;
+    const struct config *cfg; /* being built: its modules are loaded */
 };
 
 /* Append "FILE:LINE: message" at setting s ("FILE: message" for NULL). */
@@ -24,6 +25,9 @@ void cfg_verr(struct cfgctx *x, const config_setting_t *s, const char *fmt,
               va_list ap) __attribute__((format(printf, 3, 0)));
 
 bool cfg_is_int(const config_setting_t *s);
+
+/* The loader's context of a protocol's settings. */
+struct cfgctx *settings_cfgctx(struct weft_settings *s);
 
 /*
  * Run proto's configure hook on the listener's group named after the

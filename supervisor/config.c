@@ -163,7 +163,7 @@ const struct weft_protocol *config_find_protocol(const struct config *cfg,
     for (size_t i = 0; p == NULL && i < cfg->nmodules; i++)
         for (const struct weft_protocol *const *pp =
                  cfg->modules[i]->protocols;
-             *pp != NULL && p == NULL; pp++)
+             pp != NULL && *pp != NULL && p == NULL; pp++)
             if (strcmp((*pp)->name, name) == 0)
                 p = *pp;
     return p;
@@ -427,6 +427,7 @@ static struct config *config_build(config_t *lc, struct cfgctx *x)
         return NULL;
     }
     cfg->cpu_affinity = true;
+    x->cfg = cfg;
     check_keys(x, root, top_keys, countof(top_keys), NULL, "the top level");
     module_load_all(x, root, cfg);
     load_workers(x, root, cfg);

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocols/registry.h"
 #include "supervisor/cfgctx.h"
+#include "weft/http.h"
 
 /* Open path and check its weft_module symbol; NULL after an error at at. */
 static const struct weft_module *module_open(struct cfgctx *x,
@@ -34,8 +36,9 @@ static const struct weft_module *module_open(struct cfgctx *x,
                 path, m->abi, (unsigned)WEFT_ABI_VERSION);
         goto fail;
     }
-    if (m->name == NULL || m->protocols == NULL) {
-        cfg_err(x, at, "module %s: no name or no protocol list", path);
+    if (m->name == NULL || (m->protocols == NULL && m->http_handlers == NULL)) {
+        cfg_err(x, at, "module %s: no name, or neither protocols nor "
+                "http handlers", path);
         goto fail;
     }
     return m;
@@ -44,17 +47,53 @@ fail:
     return NULL;
 }
 
-/* A module may not redefine a protocol: 0, or -1 after an error. */
+/* The module's handler called name, or NULL. */
+static const struct weft_http_handler *
+module_handler(const struct weft_module *m, const char *name)
+{
+    for (const struct weft_http_handler *const *hp = m->http_handlers;
+         hp != NULL && *hp != NULL; hp++)
+        if (strcmp((*hp)->name, name) == 0)
+            return *hp;
+    return NULL;
+}
+
+const struct weft_http_handler *http_handler_find(struct weft_settings *s,
+                                                  const char *name)
+{
+    const struct config *cfg = settings_cfgctx(s)->cfg;
+    const struct weft_http_handler *h = NULL;
+
+    for (size_t i = 0; h == NULL && i < cfg->nmodules; i++)
+        h = module_handler(cfg->modules[i], name);
+    return h;
+}
+
+/*
+ * A module may not redefine a protocol or a handler another gave: 0, or
+ * -1 after an error.
+ */
 static int module_names_free(struct cfgctx *x, const config_setting_t *at,
                              const struct config *cfg,
                              const struct weft_module *m)
 {
-    for (const struct weft_protocol *const *pp = m->protocols; *pp != NULL;
-         pp++) {
+    for (const struct weft_protocol *const *pp = m->protocols;
+         pp != NULL && *pp != NULL; pp++) {
         if (config_find_protocol(cfg, (*pp)->name) != NULL) {
             cfg_err(x, at, "module %s: protocol '%s' is already defined",
                     config_setting_get_string(at), (*pp)->name);
             return -1;
+        }
+    }
+    for (const struct weft_http_handler *const *hp = m->http_handlers;
+         hp != NULL && *hp != NULL; hp++) {
+        for (size_t i = 0; i < cfg->nmodules; i++) {
+            if (module_handler(cfg->modules[i], (*hp)->name) != NULL) {
+                cfg_err(x, at, "module %s: http handler '%s' is already "
+                        "defined", config_setting_get_string(at),
+                        (*hp)->name);
+                return -1;
+            }
         }
     }
     return 0;

@@ -2,6 +2,7 @@
 
 #include <inttypes.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "shared/util.h"
 
@@ -40,6 +41,55 @@ static void json_counts(struct strbuf *out, const struct stats_counts *c)
                       stats_fields[f].name, c->v[f]);
 }
 
+/* A latency bound in JSON: 0 for none (bucket -1, no request), null
+ * for the overflow bucket, which has no bound. */
+static void json_lat_bound(struct strbuf *out, int i)
+{
+    if (i < 0)
+        strbuf_puts(out, "0");
+    else if (i >= STATS_LAT_OVER)
+        strbuf_puts(out, "null");
+    else
+        strbuf_printf(out, "%" PRIu64, stats_lat_bound((unsigned)i));
+}
+
+/*
+ * "latency": {"count": n, "sum_us": n, "p50_us": b, "p90_us": b,
+ * "p99_us": b, "max_us": b, "buckets": [[b, n], ...]}: a quantile is the
+ * bound of the bucket it falls in, max_us the bound of the last bucket
+ * with a request; buckets lists those with a request, in order.
+ */
+static void json_latency(struct strbuf *out, const struct stats_counts *c)
+{
+    static const struct {
+        const char *name;
+        unsigned permille;
+    } q[] = {{"p50_us", 500}, {"p90_us", 900}, {"p99_us", 990}};
+    int last = -1;
+
+    strbuf_printf(out,
+                  "\"latency\": {\"count\": %" PRIu64 ", \"sum_us\": %" PRIu64,
+                  stats_lat_count(c), c->lat_sum_us);
+    for (size_t k = 0; k < countof(q); k++) {
+        strbuf_printf(out, ", \"%s\": ", q[k].name);
+        json_lat_bound(out, stats_lat_quantile(c, q[k].permille));
+    }
+    for (int i = 0; i < STATS_LAT_BUCKETS; i++)
+        if (c->lat[i] != 0)
+            last = i;
+    strbuf_puts(out, ", \"max_us\": ");
+    json_lat_bound(out, last);
+    strbuf_puts(out, ", \"buckets\": [");
+    for (int i = 0, n = 0; i <= last; i++) {
+        if (c->lat[i] == 0)
+            continue;
+        strbuf_puts(out, n++ ? ", [" : "[");
+        json_lat_bound(out, i);
+        strbuf_printf(out, ", %" PRIu64 "]", c->lat[i]);
+    }
+    strbuf_puts(out, "]}");
+}
+
 /* The members every worker object starts with, slot to stalled. */
 static void json_worker_head(struct strbuf *out, const struct snap_worker *w)
 {
@@ -64,6 +114,8 @@ static void json_listeners(struct strbuf *out, const struct stats_snapshot *s)
         strbuf_json_string(out, s->listeners[i].name);
         strbuf_puts(out, ", ");
         json_counts(out, &s->listeners[i].c);
+        strbuf_puts(out, ", ");
+        json_latency(out, &s->listeners[i].c);
         strbuf_puts(out, "}");
     }
     strbuf_puts(out, "]");
@@ -96,6 +148,8 @@ int render_stats_json(const struct stats_snapshot *s, struct strbuf *out)
         (long)s->pid, whole_seconds(s->uptime_s), s->generation, s->nslots,
         s->generations_forced);
     json_counts(out, &s->totals);
+    strbuf_puts(out, ", ");
+    json_latency(out, &s->totals);
     strbuf_puts(out, "}, ");
     json_listeners(out, s);
     strbuf_puts(out, ", ");
@@ -239,6 +293,65 @@ static void prom_field(struct strbuf *out, const struct stats_snapshot *s,
     }
 }
 
+/* Microseconds as seconds, exactly and short: 1500 is 0.0015, 2000000
+ * is 2. */
+static void prom_seconds(struct strbuf *out, uint64_t us)
+{
+    char frac[24];
+    int n = snprintf(frac, sizeof(frac), "%06" PRIu64, us % 1000000);
+
+    while (n > 0 && frac[n - 1] == '0')
+        frac[--n] = '\0';
+    strbuf_printf(out, "%" PRIu64 "%s%s", us / 1000000, n ? "." : "", frac);
+}
+
+/* The start of a latency sample, up to its listener label's value:
+ * weft_request_duration_seconds<suffix>{listener="<name>" */
+static void prom_lat_sample(struct strbuf *out, const char *suffix,
+                            const char *listener)
+{
+    strbuf_printf(out, "weft_request_duration_seconds%s{listener=\"", suffix);
+    prom_escape(out, listener, true);
+    strbuf_puts(out, "\"");
+}
+
+/*
+ * The latency histogram, per listener over all its workers (a hundred
+ * buckets per worker slot would be too many series), for the listeners
+ * that answered a request: each bucket cumulative, "+Inf" last, then
+ * _sum and _count, which is the +Inf bucket. Counts never go back (the
+ * histogram is folded like a counter), so a listener's series, once
+ * there, stay.
+ */
+static void prom_latency(struct strbuf *out, const struct stats_snapshot *s)
+{
+    prom_family(out, "request_duration_seconds", "", "histogram",
+                "Time from a request's first byte to its answer being "
+                "queued, over all workers");
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        const struct snap_listener *l = &s->listeners[i];
+        uint64_t cum = 0;
+        if (stats_lat_count(&l->c) == 0)
+            continue;
+        for (unsigned b = 0; b < STATS_LAT_BUCKETS; b++) {
+            cum += l->c.lat[b];
+            prom_lat_sample(out, "_bucket", l->name);
+            strbuf_puts(out, ",le=\"");
+            if (b < STATS_LAT_OVER)
+                prom_seconds(out, stats_lat_bound(b));
+            else
+                strbuf_puts(out, "+Inf");
+            strbuf_printf(out, "\"} %" PRIu64 "\n", cum);
+        }
+        prom_lat_sample(out, "_sum", l->name);
+        strbuf_puts(out, "} ");
+        prom_seconds(out, l->c.lat_sum_us);
+        strbuf_puts(out, "\n");
+        prom_lat_sample(out, "_count", l->name);
+        strbuf_printf(out, "} %" PRIu64 "\n", cum);
+    }
+}
+
 /*
  * Metric by metric, so that all samples of one name are together, as the
  * format requires.
@@ -249,5 +362,6 @@ int render_prometheus(const struct stats_snapshot *s, struct strbuf *out)
     prom_workers(out, s);
     for (int f = 0; f < STATS_NFIELDS; f++)
         prom_field(out, s, f);
+    prom_latency(out, s);
     return out->failed ? -1 : 0;
 }

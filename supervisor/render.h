@@ -13,13 +13,16 @@
 #include "shared/strbuf.h"
 #include "supervisor/snapshot.h"
 
-/* Everything: totals, per listener, per worker; one line. */
+/* Everything: totals, per listener, per worker; one line. Totals and
+ * each listener end with a "latency" object (count, sum_us, p50_us,
+ * p90_us, p99_us, max_us, buckets as [bound_us, count] pairs). */
 int render_stats_json(const struct stats_snapshot *s, struct strbuf *out);
 
 /* Live workers with a few counts each; one line. */
 int render_workers_json(const struct stats_snapshot *s, struct strbuf *out);
 
-/* Prometheus text: every field per (listener, slot), process gauges. */
+/* Prometheus text: every field per (listener, slot), process gauges,
+ * and the histogram weft_request_duration_seconds per listener. */
 int render_prometheus(const struct stats_snapshot *s, struct strbuf *out);
 
 /* {"ok": false, "error": msg}; one line. */

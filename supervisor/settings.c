@@ -26,6 +26,11 @@ struct weft_settings {
     char name[96];                  /* "http.routes[2]" for a child */
 };
 
+struct cfgctx *settings_cfgctx(struct weft_settings *s)
+{
+    return s->x;
+}
+
 /* Remember that key was asked for, so it is not refused as unknown. */
 static const config_setting_t *settings_get(struct weft_settings *s,
                                             const char *key)

@@ -27,7 +27,8 @@ struct snap_worker {
 };
 
 /* One listener ("outgoing" for connections protocols opened): all slots,
- * retired and live, gauges of live processes included. */
+ * retired and live, gauges of live processes included; c.lat is its
+ * latency histogram, summed the same way. */
 struct snap_listener {
     const char *name;
     struct stats_counts c;

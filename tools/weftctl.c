@@ -519,6 +519,8 @@ static void show_counters(const struct json_doc *d,
     for (l = json_first(d, ls); l != NULL; l = json_next(d, l))
         table_add(&t, "%s", str_of(d, l, "name"));
     for (f = json_first(d, totals); f != NULL; f = json_next(d, f)) {
+        if (f->type != JSON_NUMBER)
+            continue; /* "latency": shown by show_requests */
         table_add(&t, "%s", f->key);
         fmt_count(buf, sizeof(buf), f);
         table_add(&t, "%s", buf);
@@ -526,6 +528,66 @@ static void show_counters(const struct json_doc *d,
             fmt_count(buf, sizeof(buf), json_get(d, l, f->key));
             table_add(&t, "%s", buf);
         }
+    }
+    table_print(&t, stdout);
+}
+
+/*
+ * A latency bound in microseconds, short, to three digits: 850us,
+ * 2.56ms, 1.05s; null (above the histogram's last bound) as >67.1s, "-"
+ * when missing.
+ */
+static void fmt_latency(char *buf, size_t size, const struct json_node *n)
+{
+    uint64_t us;
+
+    if (n != NULL && n->type == JSON_NULL)
+        snprintf(buf, size, ">%.3gs", (double)STATS_LAT_MAX_US / 1e6);
+    else if (json_uint(n, &us) == -1)
+        snprintf(buf, size, "-");
+    else if (us < 1000)
+        snprintf(buf, size, "%" PRIu64 "us", us);
+    else if (us < 1000000)
+        snprintf(buf, size, "%.3gms", (double)us / 1e3);
+    else
+        snprintf(buf, size, "%.3gs", (double)us / 1e6);
+}
+
+/*
+ * One line per listener: requests, answers by status class and, when it
+ * answered requests, the latency bounds of half and 99% of them.
+ */
+static void show_requests(const struct json_doc *d,
+                          const struct json_node *root)
+{
+    static const char *const head[] = {
+        "LISTENER", "REQUESTS", "2XX", "3XX", "4XX", "5XX", "P50", "P99",
+    };
+    static const char *const keys[] = {
+        FIELD(requests),      FIELD(responses_2xx), FIELD(responses_3xx),
+        FIELD(responses_4xx), FIELD(responses_5xx),
+    };
+    const struct json_node *ls = json_get(d, root, "listeners");
+    char buf[32];
+    struct table t;
+
+    table_init(&t, countof(head), "lr");
+    for (size_t i = 0; i < countof(head); i++)
+        table_add(&t, "%s", head[i]);
+    for (const struct json_node *l = json_first(d, ls); l != NULL;
+         l = json_next(d, l)) {
+        const struct json_node *lat = json_get(d, l, "latency");
+        uint64_t n = 0;
+        table_add(&t, "%s", str_of(d, l, "name"));
+        for (size_t k = 0; k < countof(keys); k++) {
+            fmt_count(buf, sizeof(buf), json_get(d, l, keys[k]));
+            table_add(&t, "%s", buf);
+        }
+        json_uint(json_get(d, lat, "count"), &n);
+        fmt_latency(buf, sizeof(buf), n ? json_get(d, lat, "p50_us") : NULL);
+        table_add(&t, "%s", buf);
+        fmt_latency(buf, sizeof(buf), n ? json_get(d, lat, "p99_us") : NULL);
+        table_add(&t, "%s", buf);
     }
     table_print(&t, stdout);
 }
@@ -601,6 +663,8 @@ static int cmd_stats(const struct options *o, const struct command *c)
     show_summary(&r.doc, root);
     putchar('\n');
     show_counters(&r.doc, root);
+    putchar('\n');
+    show_requests(&r.doc, root);
     putchar('\n');
     show_workers(&r.doc, json_get(&r.doc, root, "workers"));
 out:

@@ -152,6 +152,8 @@ static void conn_settle_shutdown(struct weft_conn *c)
     }
 }
 
+static void conn_touch(struct weft_conn *c);
+
 /*
  * Bring c's watcher in line with its state, or destroy it once dead.
  * Called only when no callback of ours is running on c.
@@ -167,6 +169,8 @@ static void conn_settle(struct weft_conn *c)
         conn_destroy(c);
         return;
     }
+    if (c->redeliver)
+        conn_touch(c); /* resumed inside its own callback: deliver soon */
     int want = c->out.len > 0 || c->state == CONN_CONNECTING ? EV_WRITE : 0;
     if (c->state == CONN_OPEN && !c->paused && !c->eof)
         want |= EV_READ;
@@ -660,7 +664,7 @@ void weft_conn_pause(struct weft_conn *c)
 
 void weft_conn_resume(struct weft_conn *c)
 {
-    if (!c->paused)
+    if (!c->paused && c->in.len == 0)
         return;
     c->paused = 0;
     if (c->in.len > 0)

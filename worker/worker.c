@@ -311,6 +311,18 @@ void weft_count(struct weft_listener *l, enum weft_counter what,
               n);
 }
 
+void weft_count_response(struct weft_listener *l, int status, uint64_t usec)
+{
+    struct stats_row *r = l ? l->stats : worker_self->out_stats;
+    /* 1xx..5xx -> 0..4; anything else wraps to a large class. */
+    unsigned cls = (unsigned)status / 100 - 1;
+
+    stats_add(r, STAT_requests, 1);
+    if (cls < 5)
+        stats_add(r, (enum stats_field)(STAT_responses_1xx + cls), 1);
+    stats_lat_add(r, usec);
+}
+
 int weft_worker_draining(void)
 {
     return worker_self && worker_self->draining;

@@ -19,6 +19,7 @@
 #define WEFT_WEFT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -28,13 +29,14 @@ extern "C" {
 #endif
 
 /* Bumped whenever a struct or a function here changes incompatibly. */
-#define WEFT_ABI_VERSION 2
+#define WEFT_ABI_VERSION 3
 
 struct weft_conn;
 struct weft_udp;
 struct weft_listener;
 struct weft_settings;
 struct weft_timer;
+struct weft_http_handler;
 struct weft_reconnector;
 
 /* Why a connection ended, as told to connection_lost. */
@@ -170,7 +172,11 @@ void weft_conn_set_watermarks(struct weft_conn *c, size_t high, size_t low,
 
 /* ---- Transport: reading, addresses, time ------------------------------- */
 
-/* Stop and restart delivering data_received (backpressure on the peer). */
+/*
+ * Stop and restart delivering data_received (backpressure on the peer).
+ * resume also offers again, soon, the input data_received left
+ * unconsumed: call it when the protocol can take more of what it had.
+ */
 void weft_conn_pause(struct weft_conn *c);
 void weft_conn_resume(struct weft_conn *c);
 
@@ -222,6 +228,15 @@ enum weft_counter {
  */
 void weft_count(struct weft_listener *l, enum weft_counter what,
                 unsigned long n);
+
+/*
+ * Count one answered request of listener l (NULL: outgoing): adds 1 to
+ * requests, 1 to the counter of its status class (1xx..5xx; other
+ * values count only as a request) and records usec, the time from the
+ * request's first byte to its answer being queued, in the latency
+ * histogram. As cheap as weft_count.
+ */
+void weft_count_response(struct weft_listener *l, int status, uint64_t usec);
 
 /* ---- Logging ----------------------------------------------------------- */
 
@@ -374,6 +389,9 @@ struct weft_module {
     unsigned abi; /* WEFT_ABI_VERSION of the header it was built with */
     const char *name;
     const struct weft_protocol *const *protocols; /* NULL-terminated */
+    /* Handlers for the http protocol (weft/http.h); NULL-terminated, or
+     * NULL for none. A module gives protocols, handlers or both. */
+    const struct weft_http_handler *const *http_handlers;
 };
 
 #define WEFT_MODULE_SYMBOL "weft_module"

@@ -6,8 +6,9 @@ mode 0666 in its temp dir) serves scenarios a to h in turn:
 a. exact counts: after exactly N echo connections of K bytes each (and
    once stats shows them all closed), `weftctl --json stats` has totals
    and listener "echo" with N accepted and N*K bytes in and out, listener
-   "outgoing" at zero, every STATS_FIELDS name, and the workers summing to
-   the totals; the tables of `stats` and `workers` show the same.
+   "outgoing" at zero, every STATS_FIELDS name then an empty "latency",
+   and the workers summing to the totals; the tables of `stats` and
+   `workers` show the same.
 b. a worker killed with SIGKILL under traffic (a thread doing echo round
    trips): across many stats polls before and after, no counter of the
    totals or of a listener ever decreases, and slot 0 shows the new pid
@@ -15,7 +16,8 @@ b. a worker killed with SIGKILL under traffic (a thread doing echo round
    and shows two refreshes with rates.
 c. `weftctl metrics` passes `promtool check metrics`, and so does GET
    /metrics on the admin listener, with the same series; the counters
-   agree with stats; other paths get 404.
+   agree with stats; other paths get 404. (echo answers no request: no
+   weft_request_duration_seconds samples, the family alone.)
 d. a peer of another uid (nobody) is refused ("permission denied", weftctl
    exit 1); root only, skipped otherwise.
 e. bad clients all at once (binary garbage, a 5000-byte line, an empty
@@ -298,8 +300,17 @@ def exact_counts(d, sock, port):
         W.echo_roundtrip(port, bytes([i % 256]) * K_BYTES)
     st = wait_closed(sock, N_CONN)
     names = [n for n, _ in FIELDS]
-    W.check(list(st["totals"]) == names, "totals fields %r, expected the "
-            "STATS_FIELDS names %r" % (list(st["totals"]), names))
+    W.check(list(st["totals"]) == names + ["latency"], "totals fields %r, "
+            "expected the STATS_FIELDS names %r, then latency"
+            % (list(st["totals"]), names))
+    # echo answers no request: empty histograms, every member there.
+    empty = {"count": 0, "sum_us": 0, "p50_us": 0, "p90_us": 0,
+             "p99_us": 0, "max_us": 0, "buckets": []}
+    for scope in [st["totals"]] + st["listeners"]:
+        W.check(scope["latency"] == empty, "latency %r, expected %r"
+                % (scope["latency"], empty))
+    W.check(all("latency" not in w for w in st["workers"]),
+            "workers have a latency object: %r" % st["workers"])
     want = {"connections_accepted": N_CONN, "connections_closed": N_CONN,
             "connections_active": 0, "bytes_in": N_CONN * K_BYTES,
             "bytes_out": N_CONN * K_BYTES}
@@ -340,6 +351,13 @@ def exact_counts(d, sock, port):
                 "stats table: no running worker %d:\n%s" % (pid, table))
     W.check(("pid %d" % d.pid) in table, "stats table: no pid %d:\n%s"
             % (d.pid, table))
+    W.check(re.search(r"^LISTENER\s+REQUESTS\s+2XX\s+3XX\s+4XX\s+5XX\s+"
+                      r"P50\s+P99\s*$", table, re.M) and
+            re.search(r"^echo\s+0\s+0\s+0\s+0\s+0\s+-\s+-\s*$", table,
+                      re.M) and
+            not re.search(r"^latency\s", table, re.M),
+            "stats table: no requests table with an echo row of zeros:\n%s"
+            % table)
     W.log("ok   a: the stats table shows the same:\n%s" % table)
 
 
@@ -480,6 +498,11 @@ def metrics(d, sock, admin_port, tmp):
                  ("weft_worker_stalled", lab)]
     for key in must:
         W.check(key in a, "metrics: no series %s%s" % key)
+    W.check("# TYPE weft_request_duration_seconds histogram\n" in text and
+            not any(m.startswith("weft_request_duration_seconds")
+                    for m, _ in a),
+            "metrics: the latency histogram of echo should be its TYPE "
+            "line alone")
     W.check(a[("weft_workers", "")] == 2 and
             a[("weft_generation", "")] == 1,
             "weft_workers / weft_generation: %r / %r"

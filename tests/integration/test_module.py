@@ -390,7 +390,8 @@ def main():
                     "static const struct weft_protocol *const none[] = "
                     "{ NULL };\n"
                     "const struct weft_module weft_module = "
-                    "{ WEFT_ABI_VERSION + 1, \"future\", none };\n")
+                    "{ .abi = WEFT_ABI_VERSION + 1, .name = \"future\", "
+                    ".protocols = none };\n")
     nosym_so = module("nosym", "int not_a_weft_module = 1;\n")
     missing_so = os.path.join(out, "missing.so")
 

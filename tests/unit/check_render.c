@@ -5,13 +5,17 @@
  *
  * Set CHECK_RENDER_PROM or CHECK_RENDER_JSON to a file name to have
  * test_dump write a sample exposition / stats reply there, for external
- * validators (promtool check metrics, python3 -m json.tool).
+ * validators (promtool check metrics, python3 -m json.tool). test_promtool
+ * runs promtool itself when it is installed ($PROMTOOL, or on the PATH).
  */
 #include <check.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "shared/strbuf.h"
 #include "supervisor/render.h"
@@ -62,6 +66,26 @@ static void counts_text(char *buf, size_t size, const struct stats_counts *c)
                                 f ? ", " : "", field_names[f], c->v[f]);
         ck_assert_uint_lt(off, size);
     }
+}
+
+/* The latency member of an object whose histogram is empty. */
+#define LAT_EMPTY                                                          \
+    "\"latency\": {\"count\": 0, \"sum_us\": 0, \"p50_us\": 0, "            \
+    "\"p90_us\": 0, \"p99_us\": 0, \"max_us\": 0, \"buckets\": []}"
+
+/*
+ * 100 requests: 10 of at most 1 us, 40 of 8, 39 of 9 or 10, 9 of
+ * 2049..2560, one of 2^26 us (67 s) and one above: sum 70 s and a bit.
+ */
+static void lat_fill(struct stats_counts *c)
+{
+    c->lat[0] = 10;
+    c->lat[7] = 40;
+    c->lat[8] = 39;
+    c->lat[40] = 9;
+    c->lat[STATS_LAT_OVER - 1] = 1;
+    c->lat[STATS_LAT_OVER] = 1;
+    c->lat_sum_us = 70123456;
 }
 
 /* A snapshot with two listeners, two workers and three series. */
@@ -172,6 +196,7 @@ static bool json_shape_ok(const char *s)
 struct prom_state {
     char help[128];   /* name of a HELP line whose TYPE is due */
     char family[128]; /* name of the last TYPE: samples must match it */
+    bool histogram;   /* ... with _bucket, _sum or _count after it */
     char seen[64][128];
     int nseen;
 };
@@ -219,8 +244,13 @@ static void prom_check_comment(struct prom_state *st, const char *line)
         return;
     }
     ck_assert_msg(strcmp(st->help, nm) == 0, "TYPE without HELP: %s", line);
+    st->histogram = strcmp(rest, "histogram") == 0;
     if (strcmp(rest, "counter") == 0)
         ck_assert_msg(ends_with(nm, "_total"), "%s", line);
+    else if (st->histogram)
+        ck_assert_msg(!ends_with(nm, "_total") && !ends_with(nm, "_bucket") &&
+                          !ends_with(nm, "_sum") && !ends_with(nm, "_count"),
+                      "%s", line);
     else
         ck_assert_msg(strcmp(rest, "gauge") == 0 && !ends_with(nm, "_total"),
                       "%s", line);
@@ -251,12 +281,20 @@ static const char *prom_check_labels(const char *p, const char *line)
     return p + 1;
 }
 
-/* name[{labels}] value, where name is the current family. */
+/* name[{labels}] value, where name is the current family (with the
+ * suffix of a histogram's series, for a histogram). */
 static void prom_check_sample(struct prom_state *st, const char *line)
 {
-    size_t n = prom_name_len(line, true);
-    ck_assert_msg(n > 0 && strlen(st->family) == n &&
-                      strncmp(line, st->family, n) == 0,
+    size_t n = prom_name_len(line, true), fn = strlen(st->family);
+    ck_assert_msg(n >= fn && strncmp(line, st->family, fn) == 0,
+                  "sample outside its family %s: %s", st->family, line);
+    const char *sfx = line + fn;
+    size_t sn = n - fn;
+    ck_assert_msg(sn == 0 ? !st->histogram
+                          : st->histogram &&
+                                ((sn == 7 && !strncmp(sfx, "_bucket", 7)) ||
+                                 (sn == 4 && !strncmp(sfx, "_sum", 4)) ||
+                                 (sn == 6 && !strncmp(sfx, "_count", 6))),
                   "sample outside its family %s: %s", st->family, line);
     const char *p = line + n;
     if (*p == '{')
@@ -291,6 +329,64 @@ static void prom_check(const char *text)
         p = nl + 1;
     }
     ck_assert_msg(st.help[0] == '\0', "HELP without TYPE: %s", st.help);
+}
+
+/*
+ * Every series of histogram name in text: buckets in rising le order,
+ * cumulative, "+Inf" last, then _sum and _count, _count equal to the
+ * +Inf bucket. Returns the number of series.
+ */
+static int prom_check_histogram(const char *text, const char *name)
+{
+    char bucket[160], sum[160], count[160];
+    int nseries = 0;
+
+    snprintf(bucket, sizeof(bucket), "\n%s_bucket{", name);
+    snprintf(sum, sizeof(sum), "%s_sum{", name);
+    snprintf(count, sizeof(count), "%s_count{", name);
+    for (const char *p = strstr(text, bucket); p != NULL;
+         p = strstr(p, bucket)) {
+        const char *labels = p + strlen(bucket);
+        const char *le = strstr(labels, "le=\"");
+        ck_assert_ptr_nonnull(le);
+        size_t llen = (size_t)(le - labels); /* labels before le */
+        double prev_le = -1;
+        uint64_t prev = 0, v = 0;
+        bool inf = false;
+        p++;
+        while (strncmp(p, bucket + 1, strlen(bucket) - 1) == 0 &&
+               strncmp(p + strlen(bucket) - 1, labels, llen) == 0) {
+            const char *q = p + strlen(bucket) - 1 + llen;
+            char *end;
+            ck_assert_msg(strncmp(q, "le=\"", 4) == 0, "%.80s", p);
+            ck_assert_msg(!inf, "a bucket after +Inf: %.80s", p);
+            double bound = strncmp(q + 4, "+Inf\"", 5) == 0
+                               ? INFINITY
+                               : strtod(q + 4, &end);
+            inf = isinf(bound);
+            ck_assert_msg(bound > prev_le, "le not rising: %.80s", p);
+            q = strchr(q + 4, '"');
+            ck_assert_msg(q[1] == '}' && q[2] == ' ', "%.80s", p);
+            v = strtoull(q + 3, &end, 10);
+            ck_assert_msg(*end == '\n' && v >= prev, "not cumulative: %.80s",
+                          p);
+            prev = v;
+            prev_le = bound;
+            p = end + 1;
+        }
+        ck_assert_msg(inf, "no +Inf bucket last before %.80s", p);
+        ck_assert_msg(strncmp(p, sum, strlen(sum)) == 0 &&
+                          strncmp(p + strlen(sum), labels, llen - 1) == 0,
+                      "no _sum after the buckets: %.80s", p);
+        p = strchr(p, '\n') + 1;
+        ck_assert_msg(strncmp(p, count, strlen(count)) == 0 &&
+                          strncmp(p + strlen(count), labels, llen - 1) == 0,
+                      "no _count after _sum: %.80s", p);
+        p = strchr(p, '}') + 2;
+        ck_assert_uint_eq(strtoull(p, NULL, 10), v);
+        nseries++;
+    }
+    return nseries;
 }
 
 START_TEST(test_strbuf_basic)
@@ -450,7 +546,8 @@ START_TEST(test_stats_json_empty)
              "{\"ok\": true, \"version\": \"0.1.0\", \"pid\": 123, "
              "\"uptime_s\": 42, \"generation\": 1, \"workers_configured\": 4, "
              "\"generations_forced\": 0, "
-             "\"totals\": {%s}, \"listeners\": [], \"workers\": []}\n",
+             "\"totals\": {%s, " LAT_EMPTY "}, \"listeners\": [], "
+             "\"workers\": []}\n",
              t);
     ck_assert_int_eq(render_stats_json(&s, &b), 0);
     ck_assert_str_eq(b.data, want);
@@ -475,8 +572,10 @@ START_TEST(test_stats_json_exact)
              "{\"ok\": true, \"version\": \"0.1.0\", \"pid\": 123, "
              "\"uptime_s\": 42, \"generation\": 1, \"workers_configured\": 2, "
              "\"generations_forced\": 0, "
-             "\"totals\": {%s}, \"listeners\": [{\"name\": \"echo\", %s}, "
-             "{\"name\": \"chat\", %s}], \"workers\": [{\"slot\": 0, "
+             "\"totals\": {%s, " LAT_EMPTY "}, "
+             "\"listeners\": [{\"name\": \"echo\", %s, " LAT_EMPTY "}, "
+             "{\"name\": \"chat\", %s, " LAT_EMPTY "}], "
+             "\"workers\": [{\"slot\": 0, "
              "\"pid\": 124, \"generation\": 1, \"state\": \"running\", "
              "\"uptime_s\": 41, \"heartbeat_age_ms\": 1234, "
              "\"stalled\": false, %s}, {\"slot\": 1, \"pid\": 125, "
@@ -696,8 +795,22 @@ START_TEST(test_prom_once)
         snprintf(key, sizeof(key), "\nweft_%s%s{", field_names[f], sfx);
         ck_assert_int_eq(count_str(b.data, key), 3);
     }
-    ck_assert_int_eq(count_str(b.data, "# HELP "), STATS_NFIELDS + 7);
-    ck_assert_int_eq(count_str(b.data, "# TYPE "), STATS_NFIELDS + 7);
+    ck_assert_int_eq(count_str(b.data, "# HELP "), STATS_NFIELDS + 8);
+    ck_assert_int_eq(count_str(b.data, "# TYPE "), STATS_NFIELDS + 8);
+    ck_assert_int_eq(count_str(b.data, "_bucket{"), 0); /* no request yet */
+    /* One listener with requests: its histogram, once. */
+    lat_fill(&fx.l[1].c);
+    b.len = 0;
+    ck_assert_int_eq(render_prometheus(&fx.s, &b), 0);
+    prom_check(b.data);
+    ck_assert_int_eq(count_str(b.data, "# HELP "), STATS_NFIELDS + 8);
+    ck_assert_int_eq(count_str(b.data, "\nweft_request_duration_seconds_bucket{"
+                                       "listener=\"chat\","),
+                     STATS_LAT_BUCKETS);
+    ck_assert_int_eq(count_str(b.data, "listener=\"echo\",le="), 0);
+    ck_assert_int_eq(prom_check_histogram(b.data,
+                                          "weft_request_duration_seconds"),
+                     1);
     /* No series at all: still valid, families without samples. */
     fx.s.nseries = 0;
     fx.s.nworkers = 0;
@@ -716,13 +829,121 @@ START_TEST(test_prom_label_escape)
     fixture_init(&fx);
     fx.se[1].listener = "a\"b\\c\nd";
     fx.s.version = "1\"\\\n";
+    fx.l[0].name = "e\"\\\n";
+    lat_fill(&fx.l[0].c);
     ck_assert_int_eq(render_prometheus(&fx.s, &b), 0);
     prom_check(b.data);
+    ck_assert_int_eq(count_str(b.data, "{listener=\"e\\\"\\\\\\n\",le="),
+                     STATS_LAT_BUCKETS);
+    ck_assert_int_eq(prom_check_histogram(b.data,
+                                          "weft_request_duration_seconds"),
+                     1);
     ck_assert_int_eq(count_str(b.data, "{listener=\"a\\\"b\\\\c\\nd\","
                                        "worker=\"1\"} "),
                      STATS_NFIELDS);
     ck_assert(strstr(b.data, "weft_build_info{version=\"1\\\"\\\\\\n\"} 1\n") !=
               NULL);
+    strbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_stats_json_latency)
+{
+    struct fixture fx;
+    struct strbuf b = {0};
+    static const char want[] =
+        "\"latency\": {\"count\": 100, \"sum_us\": 70123456, "
+        "\"p50_us\": 8, \"p90_us\": 2560, \"p99_us\": 67108864, "
+        "\"max_us\": null, \"buckets\": [[1, 10], [8, 40], [10, 39], "
+        "[2560, 9], [67108864, 1], [null, 1]]}";
+
+    fixture_init(&fx);
+    lat_fill(&fx.s.totals);
+    lat_fill(&fx.l[1].c);
+    ck_assert_int_eq(render_stats_json(&fx.s, &b), 0);
+    ck_assert(json_shape_ok(b.data));
+    ck_assert_int_eq(count_str(b.data, want), 2);
+    ck_assert_int_eq(count_str(b.data, LAT_EMPTY), 1); /* echo */
+    ck_assert_int_eq(count_str(b.data, "\"latency\": "), 3);
+    /* Totals and listeners only: not in worker objects. */
+    ck_assert_ptr_null(strstr(strstr(b.data, "\"workers\": ["), "latency"));
+    ck_assert_msg(strstr(b.data, "\"name\": \"chat\", ") <
+                      strstr(strstr(b.data, "\"listeners\""), want),
+                  "%s", b.data);
+    /* Below the overflow bucket: every bound a number. */
+    fx.l[1].c.lat[STATS_LAT_OVER] = 0;
+    fx.l[1].c.lat[STATS_LAT_OVER - 1] = 2;
+    b.len = 0;
+    ck_assert_int_eq(render_stats_json(&fx.s, &b), 0);
+    ck_assert(strstr(b.data, "\"p99_us\": 67108864, \"max_us\": 67108864, "
+                             "\"buckets\": [[1, 10], [8, 40], [10, 39], "
+                             "[2560, 9], [67108864, 2]]}") != NULL);
+    strbuf_free(&b);
+}
+END_TEST
+
+START_TEST(test_prom_histogram)
+{
+    struct fixture fx;
+    struct strbuf b = {0};
+    static const char *const want[] = {
+        "# HELP weft_request_duration_seconds Time from a request's first "
+        "byte to its answer being queued, over all workers\n"
+        "# TYPE weft_request_duration_seconds histogram\n"
+        "weft_request_duration_seconds_bucket{listener=\"chat\","
+        "le=\"0.000001\"} 10\n"
+        "weft_request_duration_seconds_bucket{listener=\"chat\","
+        "le=\"0.000002\"} 10\n",
+        "le=\"0.000007\"} 10\n",
+        "le=\"0.000008\"} 50\n"
+        "weft_request_duration_seconds_bucket{listener=\"chat\","
+        "le=\"0.00001\"} 89\n"
+        "weft_request_duration_seconds_bucket{listener=\"chat\","
+        "le=\"0.000012\"} 89\n",
+        "le=\"0.002048\"} 89\n"
+        "weft_request_duration_seconds_bucket{listener=\"chat\","
+        "le=\"0.00256\"} 98\n",
+        "le=\"1\"} 98\n", /* 1 s is not a bound */
+        "le=\"58.720256\"} 98\n"
+        "weft_request_duration_seconds_bucket{listener=\"chat\","
+        "le=\"67.108864\"} 99\n"
+        "weft_request_duration_seconds_bucket{listener=\"chat\","
+        "le=\"+Inf\"} 100\n"
+        "weft_request_duration_seconds_sum{listener=\"chat\"} 70.123456\n"
+        "weft_request_duration_seconds_count{listener=\"chat\"} 100\n",
+    };
+
+    fixture_init(&fx);
+    lat_fill(&fx.l[1].c);
+    ck_assert_int_eq(render_prometheus(&fx.s, &b), 0);
+    prom_check(b.data);
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        if (strstr(want[i], "le=\"1\"") != NULL) {
+            ck_assert_ptr_null(strstr(b.data, want[i]));
+            continue;
+        }
+        ck_assert_msg(strstr(b.data, want[i]) != NULL, "missing:\n%s",
+                      want[i]);
+    }
+    /* The histogram comes last; the sum is exact. */
+    ck_assert(ends_with(b.data, "_count{listener=\"chat\"} 100\n"));
+    ck_assert_int_eq(prom_check_histogram(b.data,
+                                          "weft_request_duration_seconds"),
+                     1);
+    /* A second listener, and sums of whole seconds. */
+    lat_fill(&fx.l[0].c);
+    fx.l[0].c.lat_sum_us = 3000000;
+    fx.l[0].c.lat[3] = 7;
+    b.len = 0;
+    ck_assert_int_eq(render_prometheus(&fx.s, &b), 0);
+    prom_check(b.data);
+    ck_assert_int_eq(prom_check_histogram(b.data,
+                                          "weft_request_duration_seconds"),
+                     2);
+    ck_assert(strstr(b.data, "_sum{listener=\"echo\"} 3\n") != NULL);
+    ck_assert(strstr(b.data, "_count{listener=\"echo\"} 107\n") != NULL);
+    ck_assert(strstr(b.data, "_bucket{listener=\"echo\",le=\"0.000004\"} "
+                             "17\n") != NULL);
     strbuf_free(&b);
 }
 END_TEST
@@ -763,6 +984,9 @@ START_TEST(test_dump)
     fixture_init(&fx);
     fx.se[1].listener = "a\"b\\c\nd";
     fx.l[1].name = "q\"\\\n\t\x01";
+    lat_fill(&fx.l[0].c);
+    lat_fill(&fx.l[1].c);
+    lat_fill(&fx.s.totals);
     ck_assert_int_eq(render_prometheus(&fx.s, &b), 0);
     dump_to("CHECK_RENDER_PROM", b.data);
     b.len = 0;
@@ -770,6 +994,62 @@ START_TEST(test_dump)
     ck_assert_int_eq(render_workers_json(&fx.s, &b), 0);
     ck_assert_int_eq(render_error_json("bad \"x\"\n", &b), 0);
     dump_to("CHECK_RENDER_JSON", b.data);
+    strbuf_free(&b);
+}
+END_TEST
+
+/* The path of promtool: $PROMTOOL, else the first on the PATH; NULL
+ * when there is none. */
+static char *promtool_path(void)
+{
+    static char buf[4096];
+    const char *env = getenv("PROMTOOL"), *path = getenv("PATH");
+
+    if (env != NULL && *env != '\0')
+        return access(env, X_OK) == 0 ? (char *)env : NULL;
+    for (const char *p = path; p != NULL && *p != '\0';) {
+        const char *colon = strchr(p, ':');
+        int n = colon ? (int)(colon - p) : (int)strlen(p);
+        snprintf(buf, sizeof(buf), "%.*s/promtool", n, p);
+        if (n > 0 && access(buf, X_OK) == 0)
+            return buf;
+        p = colon ? colon + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* promtool check metrics on a sample with histograms, when installed. */
+START_TEST(test_promtool)
+{
+    struct fixture fx;
+    struct strbuf b = {0};
+    char file[] = "/tmp/check_render_XXXXXX", cmd[8192];
+    char *tool = promtool_path();
+
+    if (tool == NULL) {
+        fprintf(stderr, "test_promtool: no promtool: skipped\n");
+        return;
+    }
+    fixture_init(&fx);
+    fx.se[1].listener = "a\"b\\c\nd";
+    fx.l[1].name = "q\"\\\n\t\x01";
+    lat_fill(&fx.l[0].c);
+    lat_fill(&fx.l[1].c);
+    ck_assert_int_eq(render_prometheus(&fx.s, &b), 0);
+    int fd = mkstemp(file);
+    ck_assert_int_ne(fd, -1);
+    ck_assert_int_eq(write(fd, b.data, b.len), (ssize_t)b.len);
+    close(fd);
+    snprintf(cmd, sizeof(cmd), "'%s' check metrics < '%s' 2>&1", tool, file);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char said[4096];
+    size_t n = fread(said, 1, sizeof(said) - 1, p);
+    said[n] = '\0';
+    int status = pclose(p);
+    unlink(file);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "promtool check metrics: status %d:\n%s", status, said);
     strbuf_free(&b);
 }
 END_TEST
@@ -794,6 +1074,9 @@ int main(void)
     tcase_add_test(tc, test_prom_fields_exact);
     tcase_add_test(tc, test_prom_once);
     tcase_add_test(tc, test_prom_label_escape);
+    tcase_add_test(tc, test_stats_json_latency);
+    tcase_add_test(tc, test_prom_histogram);
+    tcase_add_test(tc, test_promtool);
     tcase_add_test(tc, test_render_failed);
     tcase_add_test(tc, test_dump);
     suite_add_tcase(s, tc);

@@ -234,4 +234,8 @@ static const struct weft_protocol *const protos[] = {
 
 /* Declared first, for -Wmissing-variable-declarations (clang). */
 extern const struct weft_module weft_module;
-const struct weft_module weft_module = { WEFT_ABI_VERSION, "rot13", protos };
+const struct weft_module weft_module = {
+    .abi = WEFT_ABI_VERSION,
+    .name = "rot13",
+    .protocols = protos,
+};
