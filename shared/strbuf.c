@@ -37,7 +37,7 @@ fail:
     return -1;
 }
 
-void strbuf_add(struct strbuf *b, const void *data, size_t len)
+void strbuf_add_slow(struct strbuf *b, const void *data, size_t len)
 {
     if (len == 0 || strbuf_reserve(b, len) == -1)
         return;

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 struct strbuf {
     char *data;
@@ -27,7 +28,19 @@ struct strbuf {
  * interpose on it (a definition in the executable wins over the
  * library's), breaking every string libconfig reads.
  */
-void strbuf_add(struct strbuf *b, const void *data, size_t len);
+void strbuf_add_slow(struct strbuf *b, const void *data, size_t len);
+
+static inline void strbuf_add(struct strbuf *b, const void *data, size_t len)
+{
+    /* The common case, room enough: no call (HTTP heads are built here). */
+    if (len < b->cap - b->len && !b->failed) {
+        memcpy(b->data + b->len, data, len);
+        b->len += len;
+        b->data[b->len] = '\0';
+        return;
+    }
+    strbuf_add_slow(b, data, len);
+}
 
 /* Append a NUL-terminated string. */
 void strbuf_puts(struct strbuf *b, const char *s);

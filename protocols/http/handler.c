@@ -11,6 +11,9 @@
 
 #include "protocols/http/server.h"
 
+/* Answers buffered in one read's batch before they are written out. */
+#define HANDLER_BATCH_MAX (64 * 1024)
+
 struct weft_http_request {
     struct http_conn *h; /* NULL once the connection is gone */
     const struct http_hroute *hr;
@@ -271,10 +274,12 @@ static int handler_send(struct weft_http_request *r, struct strbuf *b,
         return -1;
     }
     if (hw->batch == h) {
-        if (b != &hw->out)
-            strbuf_add(&hw->out, b->data, b->len);
+        strbuf_add(&hw->out, b->data, b->len);
         strbuf_add(&hw->out, data, len);
         rc = 0;
+        /* A stream written from handle() itself: backpressure too. */
+        if (hw->out.len >= HANDLER_BATCH_MAX && (rc = http_flush(h)) == 1)
+            h->blocked = true;
     } else {
         struct iovec iov[2] = { { b->data, b->len }, { (void *)data, len } };
         rc = weft_conn_writev(h->c, iov, len > 0 ? 2 : 1);

@@ -622,7 +622,8 @@ static size_t http_data(struct weft_conn *c, const char *data, size_t len)
     if (hw->out.len > 0 && weft_conn_write(c, hw->out.data, hw->out.len) == 1)
         h->blocked = true;
     hw->out.len = 0;
-    if (h->close_after) {
+    /* A handler still answering closes when it ends (request_finished). */
+    if (h->close_after && h->state != H_WAIT) {
         weft_conn_close(c);
         return len;
     }

@@ -220,10 +220,12 @@ static int head_version(struct head *h, struct http_request *req)
     size_t m = n < 8 ? n : 8;
     size_t end;
 
-    for (size_t i = 0; i < m; i++) {
-        if (pat[i] == 'd' ? p[i] < '0' || p[i] > '9' : p[i] != pat[i])
-            return -400;
-    }
+    /* Nearly every request says HTTP/1.1 or 1.0: check those at once. */
+    if (m < 8 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '1' && p[7] != '0'))
+        for (size_t i = 0; i < m; i++) {
+            if (pat[i] == 'd' ? p[i] < '0' || p[i] > '9' : p[i] != pat[i])
+                return -400;
+        }
     if (n < 9)
         return 0;
     if (p[8] == '\n') {
