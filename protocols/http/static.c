@@ -391,13 +391,29 @@ static bool static_range_applies(const struct http_conn *h,
     return http_date_parse(ifr, strlen(ifr), &t) == 0 && t == e->mtime;
 }
 
+/* The decoded path percent-encoded again for a Location header. */
+static void static_encode(struct strbuf *b, const char *path)
+{
+    static const char hex[] = "0123456789ABCDEF";
+
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+            (*p >= '0' && *p <= '9') || strchr("/-._~!$&'()*+,;=:@", *p)) {
+            strbuf_add(b, p, 1);
+        } else {
+            char e[3] = { '%', hex[*p >> 4], hex[*p & 15] };
+            strbuf_add(b, e, 3);
+        }
+    }
+}
+
 /* 301 to the directory's path with a slash. */
 static void static_redirect(struct http_conn *h, struct http_worker *hw)
 {
     struct strbuf loc = { 0 };
 
     strbuf_puts(&loc, "Location: ");
-    strbuf_puts(&loc, h->file.data);
+    static_encode(&loc, h->file.data);
     strbuf_puts(&loc, "/\r\n");
     http_answer_status(h, &hw->out, hw, loc.failed ? 503 : 301,
                        loc.failed ? NULL : loc.data);

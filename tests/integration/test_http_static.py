@@ -16,6 +16,7 @@ Checks over raw sockets:
   * Range: 206 with Content-Range for "bytes=A-B", "A-" and "-N"; 416
     with "bytes */size" beyond the end; several ranges or another unit:
     the whole file; If-Range with a stale tag: the whole file;
+  * curl: 304 for If-None-Match and -z, 206 for -r, 416;
   * 404 for a missing file, 301 with Location for a directory without
     its slash, 403 for a directory without index;
   * traversal: "/../", "%2e%2e", "%2E%2e%2f", ".%2e", "//..", a NUL:
@@ -32,7 +33,9 @@ Checks over raw sockets:
 
 import os
 import re
+import shutil
 import socket
+import subprocess
 import time
 
 import weftlib as W
@@ -43,6 +46,7 @@ def make_root(tmp):
     root = os.path.join(tmp, "www")
     os.makedirs(os.path.join(root, "sub"))
     os.makedirs(os.path.join(root, "empty"))
+    os.makedirs(os.path.join(root, "a b"))
     with open(os.path.join(root, "index.html"), "w") as f:
         f.write("<h1>index</h1>\n")
     with open(os.path.join(root, "sub", "a.txt"), "w") as f:
@@ -149,6 +153,9 @@ def statuses(port):
     st, h, _ = get(port, "/sub")
     W.check(st == 301 and h.get("location") == "/sub/", "dir without /: "
             "%r %r" % (st, h.get("location")))
+    st, h, _ = get(port, "/a%20b")
+    W.check(st == 301 and h.get("location") == "/a%20b/",
+            "Location re-encoded: %r %r" % (st, h.get("location")))
     st, _, body = get(port, "/sub/")
     W.check(st == 200 and body == b"sub index\n", "sub index: %r" % st)
     st, _, _ = get(port, "/empty/")
@@ -243,6 +250,31 @@ def timeouts(port):
           % took)
 
 
+def curl_checks(port, h):
+    """The same answers through a real client: 304 and 206 with curl."""
+    if not shutil.which("curl"):
+        W.log("SKIPPED curl checks: no curl (Debian package curl)")
+        return
+    url = "http://127.0.0.1:%d/sub/a.txt" % port
+
+    def curl(*args):
+        p = subprocess.run(["curl", "-s", "-o", "-", "-w",
+                            "\n%{http_code}"] + list(args) + [url],
+                           capture_output=True, timeout=30)
+        body, _, code = p.stdout.rpartition(b"\n")
+        return int(code), body
+    code, body = curl("-H", "If-None-Match: %s" % h["etag"])
+    W.check(code == 304 and body == b"", "curl If-None-Match: %r" % code)
+    code, body = curl("-z", h["last-modified"])
+    W.check(code == 304, "curl -z (If-Modified-Since): %r" % code)
+    code, body = curl("-r", "3-6")
+    W.check(code == 206 and body == b"3456", "curl -r 3-6: %r %r"
+            % (code, body))
+    code, body = curl("-r", "100-")
+    W.check(code == 416, "curl -r 100-: %r" % code)
+    W.log("ok   curl: 304 by ETag and by -z, 206 for -r 3-6, 416")
+
+
 def access_log(log, before):
     line_re = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d '
                          r'\+0000\] "([^"]*)" (\d{3}) (\d+|-)$')
@@ -276,6 +308,7 @@ def main():
         h = files(port, big)
         conditional(port, h)
         ranges(port, h)
+        curl_checks(port, h)
         statuses(port)
         traversal(port, port2)
         changed(port, root)
