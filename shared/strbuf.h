@@ -33,7 +33,7 @@ void strbuf_add_slow(struct strbuf *b, const void *data, size_t len);
 static inline void strbuf_add(struct strbuf *b, const void *data, size_t len)
 {
     /* The common case, room enough: no call (HTTP heads are built here). */
-    if (len < b->cap - b->len && !b->failed) {
+    if (len != 0 && len < b->cap - b->len && !b->failed) {
         memcpy(b->data + b->len, data, len);
         b->len += len;
         b->data[b->len] = '\0';

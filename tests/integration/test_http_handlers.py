@@ -164,7 +164,9 @@ def stream(port):
     s.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
     buf = b""
     while b"\r\n\r\n" not in buf:
-        buf += s.recv(65536)
+        more = s.recv(65536)
+        W.check(more, "EOF before the stream's head: %r" % buf)
+        buf += more
     head, rest = buf.split(b"\r\n\r\n", 1)
     W.check(b"transfer-encoding: chunked" in head.lower(),
             "no chunked head: %r" % head)
