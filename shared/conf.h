@@ -14,6 +14,8 @@
 #define CONFIG_NAME_MAX 64
 #define CONFIG_WORKERS_MAX 256
 #define CONFIG_BACKLOG_DEFAULT 511
+/* defer_accept of a listener whose protocol lets the client speak first. */
+#define CONFIG_DEFER_ACCEPT_DEFAULT 10
 #define CONFIG_WRITE_HIGH_DEFAULT (64 * 1024)
 #define CONFIG_WRITE_LOW_DEFAULT (16 * 1024)
 #define CONFIG_WRITE_MAX_DEFAULT (16 * 1024 * 1024)
@@ -24,6 +26,7 @@ struct listener_conf {
     const struct weft_protocol *proto;
     void *proto_conf; /* what proto->configure returned */
     int backlog;
+    int defer_accept;    /* seconds of TCP_DEFER_ACCEPT; 0 = off */
     int max_connections; /* per worker; 0 = no limit */
     int idle_timeout;    /* ms; 0 = none */
     int write_high;      /* output queue marks, bytes */

@@ -152,7 +152,7 @@ static void load_workers(struct cfgctx *x, const config_setting_t *root,
 
 static const char *const listener_keys[] = {
     "name",         "listen",     "protocol",  "backlog", "max_connections",
-    "idle_timeout", "write_high", "write_low", "write_max",
+    "idle_timeout", "write_high", "write_low", "write_max", "defer_accept",
 };
 
 const struct weft_protocol *config_find_protocol(const struct config *cfg,
@@ -223,6 +223,10 @@ static void load_listener(struct cfgctx *x, const config_setting_t *g,
     check_keys(x, g, listener_keys, countof(listener_keys),
                l->proto ? l->proto->name : NULL, "listener");
     get_int(x, g, "backlog", 1, 65535, &l->backlog);
+    l->defer_accept = l->proto != NULL && l->proto->client_first
+                          ? CONFIG_DEFER_ACCEPT_DEFAULT
+                          : 0;
+    get_int(x, g, "defer_accept", 0, 3600, &l->defer_accept);
     get_int(x, g, "max_connections", 0, 10000000, &l->max_connections);
     get_int(x, g, "idle_timeout", 0, 86400000, &l->idle_timeout);
     load_watermarks(x, g, l);

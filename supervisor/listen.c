@@ -45,6 +45,21 @@ done:
     return 0;
 }
 
+/*
+ * The settings of a TCP listening socket that a reload may change:
+ * backlog and TCP_DEFER_ACCEPT (both take effect in place). -1 with errno.
+ */
+static int listen_tune(int fd, const struct listener_conf *l)
+{
+    int defer = l->defer_accept;
+
+    if (listen(fd, l->backlog) == -1 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer,
+                   sizeof(defer)) == -1)
+        return -1;
+    return 0;
+}
+
 /* One bound (and, for TCP, listening) reuseport socket; -1 with errno. */
 static int open_one(const struct listener_conf *l)
 {
@@ -64,7 +79,7 @@ static int open_one(const struct listener_conf *l)
         (a->ss.ss_family == AF_INET6 &&
          set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY) == -1) ||
         bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1 ||
-        (tcp && listen(fd, l->backlog) == -1)) {
+        (tcp && listen_tune(fd, l) == -1)) {
         close_keep_errno(fd);
         return -1;
     }
@@ -214,7 +229,7 @@ int listen_reuse(const struct config *cfg_old, const struct listen_set *old,
                 *fd = old->fds[(size_t)s * old->nlisteners + (size_t)o];
                 /* A listening socket takes a new backlog in place. */
                 if (lc->addr.kind == ADDR_TCP)
-                    listen(*fd, lc->backlog);
+                    listen_tune(*fd, lc);
                 continue;
             }
             if ((s == 0 && o == -1 && probe_free(&lc->addr) == -1) ||
@@ -286,6 +301,9 @@ int listen_adopt(const struct config *cfg, int nslots, int *fds, size_t nfds,
             if (next < nfds) {
                 *fd = fds[next];
                 fds[next++] = -1;
+                /* The new binary's config may tune it differently. */
+                if (lc->addr.kind == ADDR_TCP)
+                    listen_tune(*fd, lc);
                 continue;
             }
             if ((*fd = open_one(lc)) == -1) {

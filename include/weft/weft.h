@@ -123,6 +123,15 @@ struct weft_protocol {
      * simply run to their end.
      */
     void (*drain)(struct weft_conn *c);
+
+    /*
+     * 1: the client speaks first (HTTP). weftd then accepts a connection
+     * only once its first bytes have arrived (TCP_DEFER_ACCEPT), so a
+     * worker wakes once to accept and read it, and a connection that
+     * never sends costs no worker anything. A listener's defer_accept
+     * overrides this.
+     */
+    int client_first;
 };
 
 /* ---- Transport: writing ------------------------------------------------ */

@@ -701,4 +701,5 @@ const struct weft_protocol http_protocol = {
     .writable = http_writable,
     .connection_lost = http_lost,
     .drain = http_drain,
+    .client_first = 1,
 };

@@ -27,6 +27,9 @@ Checks over raw sockets:
   * pipelined GETs of a file and a route answered in order;
   * body_timeout: a body that stops coming is answered 408 and closed;
   * keepalive_timeout: an idle connection is closed after it;
+  * defer_accept (on by default for http): a connection that sends
+    nothing is not accepted, while others are served; once it sends, it
+    is accepted and answered;
   * the access log has one Common Log Format line per request, with the
     status and bytes.
 """
@@ -275,6 +278,32 @@ def curl_checks(port, h):
     W.log("ok   curl: 304 by ETag and by -z, 206 for -r 3-6, 416")
 
 
+def deferred(d, port):
+    """http listeners defer accepting until the first bytes arrive."""
+    sock = os.path.join(d.tmpdir, "weft.sock")
+
+    def accepted():
+        st = W.ctl_json(sock, "stats")
+        return [x for x in st["listeners"] if x["name"] == "web"][0][
+            "connections_accepted"]
+    before = accepted()
+    idle = socket.create_connection((W.LOOPBACK, port), timeout=W.IO_TIMEOUT)
+    try:
+        st, _, _ = get(port, "/hello")
+        W.check(st == 200, "request beside an idle connection: %r" % st)
+        W.check(accepted() == before + 1, "the silent connection was "
+                "accepted: %d -> %d" % (before, accepted()))
+        idle.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        W.check(idle.recv(4096).startswith(b"HTTP/1.1 200"),
+                "the deferred connection once it spoke")
+        W.check(accepted() == before + 2, "accepted after its request: "
+                "%d -> %d" % (before, accepted()))
+    finally:
+        idle.close()
+    W.log("ok   defer_accept: a silent connection is not accepted until it "
+          "sends")
+
+
 def access_log(log, before):
     line_re = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d '
                          r'\+0000\] "([^"]*)" (\d{3}) (\d+|-)$')
@@ -314,6 +343,7 @@ def main():
         changed(port, root)
         pipelined(port)
         timeouts(port)
+        deferred(d, port)
         access_log(log, 40)
 
 
