@@ -209,6 +209,9 @@ def free_port(kind="tcp"):
 
     Binds port 0, reads the port, closes.  For 'both', the same number must
     also be bindable in the other protocol; otherwise another is tried.
+    A port is never handed out twice by one test: the kernel may give the
+    same ephemeral number to two binds in a row once the first is closed,
+    and a test asking for several ports needs distinct ones.
     """
     for _ in range(200):
         first = socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
@@ -218,9 +221,15 @@ def free_port(kind="tcp"):
             port = s.getsockname()[1]
         finally:
             s.close()
+        if port in _ports_given:
+            continue
         if kind != "both" or port_bindable(port, socket.SOCK_DGRAM):
+            _ports_given.add(port)
             return port
     raise TestFailure("could not find a free %s port" % kind)
+
+
+_ports_given = set()
 
 
 def port_bindable(port, type_=socket.SOCK_STREAM, listen=True):
