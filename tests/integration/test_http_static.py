@@ -31,7 +31,10 @@ Checks over raw sockets:
     nothing is not accepted, while others are served; once it sends, it
     is accepted and answered;
   * the access log has one Common Log Format line per request, with the
-    status and bytes.
+    status and bytes; renamed away, it is opened again under its path;
+  * stats: responses_2xx/3xx/4xx add up to requests, the latency
+    histogram counts every request, and `weftctl metrics` with the http
+    histogram passes promtool.
 """
 
 import os
@@ -304,6 +307,48 @@ def deferred(d, port):
           "sends")
 
 
+def stats(d, tmp):
+    """The status classes and the latency histogram count the answers."""
+    from test_control import promtool_check
+    sock = os.path.join(d.tmpdir, "weft.sock")
+    st = W.ctl_json(sock, "stats")
+    web = [x for x in st["listeners"] if x["name"] == "web"][0]
+    classes = sum(web["responses_%dxx" % k] for k in range(1, 6))
+    W.check(web["responses_2xx"] > 20 and web["responses_3xx"] >= 5 and
+            web["responses_4xx"] >= 5, "status classes: %r"
+            % {k: v for k, v in web.items() if k.startswith("responses")})
+    W.check(classes == web["requests"], "classes %d != requests %d"
+            % (classes, web["requests"]))
+    lat = web["latency"]
+    W.check(lat["count"] == web["requests"] and lat["p50_us"] > 0 and
+            lat["p99_us"] >= lat["p50_us"], "latency: %r" % lat)
+    rc, text, err = W.weftctl(sock, "metrics")
+    W.check(rc == 0 and 'weft_request_duration_seconds_bucket{listener="web"'
+            in text, "no http histogram in metrics: %s" % err)
+    promtool_check(text, "http-metrics", tmp)
+    W.log("ok   stats: %d requests = 2xx %d + 3xx %d + 4xx %d + ..., "
+          "latency p50 %d us, p99 %d us" % (web["requests"],
+                                           web["responses_2xx"],
+                                           web["responses_3xx"],
+                                           web["responses_4xx"],
+                                           lat["p50_us"], lat["p99_us"]))
+
+
+def rotation(port, log):
+    """A log renamed away: the worker opens the path again by itself."""
+    os.rename(log, log + ".1")
+
+    def lines_in_new():
+        get(port, "/sub/a.txt", "X-Rotated: 1\r\n")
+        if not os.path.exists(log):
+            return False
+        with open(log) as f:
+            return "GET /sub/a.txt" in f.read()
+    W.wait_for(lines_in_new, 15, "lines in the reopened access log",
+               interval=0.2)
+    W.log("ok   access log rotated by rename: new lines in a new file")
+
+
 def access_log(log, before):
     line_re = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d '
                          r'\+0000\] "([^"]*)" (\d{3}) (\d+|-)$')
@@ -345,6 +390,8 @@ def main():
         timeouts(port)
         deferred(d, port)
         access_log(log, 40)
+        stats(d, tmp)
+        rotation(port, log)
 
 
 if __name__ == "__main__":
