@@ -17,6 +17,8 @@ handlers on prefixes of an http listener that also has a fixed route:
     body ends with the connection;
   * file (/file): a file sent by weft_http_respond_file;
   * the example of weft-http(3), extracted from the man page and built;
+  * a reload while a handler holds a request (4 s timer): the answer
+    comes from the draining worker with Connection: close;
   * `weftd -t` refuses a handler no module gives, naming file:line.
 """
 
@@ -57,6 +59,8 @@ def config(so, hi, port, data):
             " delay = 10; },\n"
             '                   { prefix = "/later"; handler = "later";'
             " delay = 150; },\n"
+            '                   { prefix = "/slow"; handler = "later";'
+            " delay = 4000; },\n"
             '                   { prefix = "/stream"; handler = "stream";'
             " chunks = 2000; size = 10000; },\n"
             '                   { prefix = "/hi"; handler = "hi";'
@@ -201,6 +205,32 @@ def file_handler(port, data):
     W.log("ok   file: %d bytes by weft_http_respond_file" % len(body))
 
 
+def drained(d, port):
+    """A reload while a handler holds a request: the answer still comes,
+    with Connection: close, and the connection ends after it."""
+    c = Conn(port)
+    try:
+        c.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock = os.path.join(d.tmpdir, "weft.sock")
+        # The request must be with the handler before the reload: a
+        # request on another connection answered by the same (only)
+        # worker after ours was sent shows it was read.
+        st, _, _ = request(port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        W.check(st == 200, "hello beside a slow request: %r" % st)
+        rc, _, err = W.weftctl(sock, "reload", timeout=30)
+        W.check(rc == 0, "reload: %s" % err)
+        c.s.settimeout(30)
+        st, h, body = c.response()
+        W.check(st == 200 and body.startswith(b"later ") and
+                h.get("connection") == "close",
+                "answer across a reload: %r %r %r" % (st, h, body))
+        c.expect_closed()
+    finally:
+        c.close()
+    W.log("ok   drain: a request held by a handler during a reload is "
+          "answered with Connection: close")
+
+
 def refused(so, tmp):
     conf = os.path.join(tmp, "bad.conf")
     with open(conf, "w") as f:
@@ -254,6 +284,7 @@ def main():
         W.log("ok   the example of weft-http(3) answers %r" % body)
         st, _, _ = request(port, b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         W.check(st == 200 and d.running(), "serving after all that")
+        drained(d, port)
     refused(so, tmp)
 
 
