@@ -176,7 +176,9 @@ static int adopt(struct supervisor *sup, struct upgrade_fds *in, char *err,
     sup->stats = stats_shm_adopt(in->stats);
     if (sup->stats == NULL) {
         snprintf(err, errlen, "the old weftd's stats region: %s",
-                 strerror(errno));
+                 errno == EPROTO ? "another layout than this weftd's (stop "
+                                   "and start weftd to change to it)"
+                                 : strerror(errno));
         return -1;
     }
     sup->stats_fd = in->stats;
