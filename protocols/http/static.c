@@ -447,45 +447,54 @@ static int static_no_index(struct http_worker *hw, const struct http_conn *h)
     return 404;
 }
 
-void http_static_answer(struct http_conn *h, struct http_worker *hw,
-                        const struct http_conf *conf)
+/* No file to send: the status static_get gave, refined. */
+static void static_failed(struct http_conn *h, struct http_worker *hw,
+                          int status, bool dir)
 {
-    char name[4200];
-    size_t len = static_name(h, conf, name, sizeof(name));
-    size_t plen = strlen(h->file.data);
-    bool dir = h->file.data[plen - 1] == '/';
-    struct strbuf *out = &hw->out;
-    struct file_entry *e = NULL;
-    int status = 404;
-
-    if (hw->root_fd != -1 && len > 0)
-        e = static_get(hw, conf, name, len, &status);
-    if (e == NULL) {
-        if (status == 301 && !dir)
-            static_redirect(h, hw);
-        else if (status == 301)
-            http_answer_status(h, out, hw, 403, NULL);
-        else if (status == 404 && dir && hw->root_fd != -1)
-            http_answer_status(h, out, hw, static_no_index(hw, h), NULL);
-        else
-            http_answer_status(h, out, hw, status, NULL);
+    if (status == 301 && !dir) {
+        static_redirect(h, hw);
         return;
     }
-    uint64_t first = 0, last = (uint64_t)e->size - 1;
-    uint64_t size = (uint64_t)e->size;
+    if (status == 301)
+        status = 403; /* the index is a directory */
+    else if (status == 404 && dir && hw->root_fd != -1)
+        status = static_no_index(hw, h);
+    http_answer_status(h, &hw->out, hw, status, NULL);
+}
+
+/*
+ * The status for the file e: 304, 206 or 416 for the conditional and
+ * Range headers, else 200; [*first, *last] is the part to send.
+ */
+static int static_decide(const struct http_conn *h,
+                         const struct file_entry *e, uint64_t *first,
+                         uint64_t *last)
+{
     const char *range = fq_get(h, FQ_RANGE);
-    status = 200;
-    if (static_not_modified(h, e)) {
-        status = 304;
-    } else if (range != NULL && !h->head_only &&
-               static_range_applies(h, e)) {
-        int r = http_range_parse(range, strlen(range), size, &first, &last);
-        status = r == 1 ? 206 : r == 0 ? 200 : 416;
-    }
-    if (status == 200) {
-        first = 0;
-        last = size - 1;
-    }
+    uint64_t size = (uint64_t)e->size;
+
+    *first = 0;
+    *last = size - 1;
+    if (static_not_modified(h, e))
+        return 304;
+    if (range == NULL || h->head_only || !static_range_applies(h, e))
+        return 200;
+    int r = http_range_parse(range, strlen(range), size, first, last);
+    if (r == 1)
+        return 206;
+    *first = 0;
+    *last = size - 1;
+    return r == 0 ? 200 : 416;
+}
+
+/* The head of a file answer; returns the body bytes it announces. */
+static uint64_t static_head(struct strbuf *out, const struct http_conn *h,
+                            const struct http_worker *hw,
+                            const struct file_entry *e, int status,
+                            uint64_t first, uint64_t last)
+{
+    uint64_t size = (uint64_t)e->size, n = 0;
+
     http_head_begin(out, hw, status);
     if (status != 416) {
         strbuf_puts(out, "Last-Modified: ");
@@ -494,7 +503,6 @@ void http_static_answer(struct http_conn *h, struct http_worker *hw,
         strbuf_puts(out, e->etag);
         strbuf_puts(out, "\r\n");
     }
-    uint64_t n = 0;
     if (status == 200 || status == 206) {
         n = size == 0 ? 0 : last - first + 1;
         strbuf_puts(out, "Content-Type: ");
@@ -515,9 +523,30 @@ void http_static_answer(struct http_conn *h, struct http_worker *hw,
         strbuf_puts(out, "\r\n");
     }
     http_head_end(out, h, status == 304 ? -1 : (long long)n);
+    return n;
+}
+
+void http_static_answer(struct http_conn *h, struct http_worker *hw,
+                        const struct http_conf *conf)
+{
+    char name[4200];
+    size_t len = static_name(h, conf, name, sizeof(name));
+    bool dir = h->file.data[strlen(h->file.data) - 1] == '/';
+    struct file_entry *e = NULL;
+    uint64_t first, last, n;
+    int status = 404;
+
+    if (hw->root_fd != -1 && len > 0)
+        e = static_get(hw, conf, name, len, &status);
+    if (e == NULL) {
+        static_failed(h, hw, status, dir);
+        return;
+    }
+    status = static_decide(h, e, &first, &last);
+    n = static_head(&hw->out, h, hw, e, status, first, last);
     if (http_closing(h))
         h->close_after = true;
-    if (h->head_only || status == 304 || status == 416)
+    if (h->head_only || status == 304)
         n = 0;
     if (n > 0) {
         http_flush(h);
