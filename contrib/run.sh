@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run weftd in the foreground on
-# contrib/weft.conf (echo on 127.0.0.1:7007, TCP and UDP). Ctrl-C stops it.
+# contrib/weft.conf (echo on 127.0.0.1:7007, TCP and UDP; http on
+# 127.0.0.1:8080: contrib/www and /hello). Ctrl-C stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . contrib/lib.sh

@@ -119,7 +119,19 @@ struct wproc *proc_spawn(struct supervisor *sup, int slot,
         free(p);
         return NULL;
     }
+    /*
+     * Every signal stays blocked in the child until the worker's own
+     * watchers are in place (worker_main unblocks them): a SIGTERM sent
+     * to a worker just forked, as when the whole group is signalled at
+     * once, would otherwise run the supervisor's inherited handler and be
+     * lost, leaving a worker that never stops.
+     */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
     pid_t pid = fork();
+    if (pid != 0)
+        sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid == -1) {
         log_error("%s: worker %d: fork: %s", __func__, slot,
                   strerror(errno));

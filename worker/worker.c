@@ -258,6 +258,11 @@ void worker_main(const struct worker_spec *spec)
     ev_signal_start(w.loop, &w.sigreopen); /* never SIGUSR1's default */
     ev_signal_init(&w.sigquit, worker_sigquit_cb, SIGQUIT);
     ev_signal_start(w.loop, &w.sigquit);
+    /* The supervisor forked us with every signal blocked (see proc.c):
+     * what arrived meanwhile is delivered now, to our watchers. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     ev_timer_init(&w.drain_timer, worker_drain_timeout_cb, 0, 0);
     w.shutdown_timeout = spec->cfg->shutdown_timeout;
     if (worker_listen(&w, spec) == -1) {
