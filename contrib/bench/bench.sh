@@ -38,50 +38,8 @@ LAST_CPU=-
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# Pids of the children of $1 (read with builtins: no fork per process).
-children_of() {
-    local stat rest ppid pid
-    for stat in /proc/[0-9]*/stat; do
-        { read -r rest <"$stat"; } 2>/dev/null || continue
-        pid=${rest%% *}
-        rest=${rest##*) }
-        read -r _ ppid _ <<<"$rest"
-        [[ $ppid == "$1" ]] && echo "$pid"
-    done
-    return 0
-}
-
-# True while process $1 exists and is not a zombie (kill -0 is true for an
-# exited child that has not been waited for yet).
-alive() {
-    local stat
-    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != Z ]]
-}
-
-# Stop process $1 and its children: SIGTERM, up to 3 s of grace, then
-# SIGKILL for whatever is left (and a warning: weftd must stop in 2 s).
-stop_pid() {
-    local pid=$1 kids kid i
-    alive "$pid" || { wait "$pid" 2>/dev/null || true; return 0; }
-    kids=$(children_of "$pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 30; i++)); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    if alive "$pid"; then
-        log "warning: pid $pid still running 3 s after SIGTERM: SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    for kid in $kids; do
-        alive "$kid" || continue
-        log "warning: child $kid of $pid outlived it: SIGKILL"
-        kill -KILL "$kid" 2>/dev/null || true
-    done
-}
+# shellcheck source=contrib/bench/proc.sh
+. contrib/bench/proc.sh
 
 cleanup() {
     local pid

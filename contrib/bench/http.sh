@@ -66,26 +66,8 @@ usage() {
     exit 2
 }
 
-# Pids of the children of $1, read from /proc with builtins.
-children_of() {
-    local stat rest pid ppid
-    for stat in /proc/[0-9]*/stat; do
-        { read -r rest <"$stat"; } 2>/dev/null || continue
-        pid=${rest%% *}
-        rest=${rest##*) }       # comm may hold spaces; the state follows ") "
-        read -r _ ppid _ <<<"$rest"
-        [[ $ppid == "$1" ]] && echo "$pid"
-    done
-    return 0
-}
-
-# True while process $1 exists and is not a zombie.
-alive() {
-    local stat
-    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-    stat=${stat##*) }
-    [[ ${stat%% *} != Z ]]
-}
+# shellcheck source=contrib/bench/proc.sh
+. contrib/bench/proc.sh
 
 # utime + stime (fields 14 and 15 of /proc/PID/stat), in clock ticks, of
 # process $1 and its children.
@@ -100,26 +82,9 @@ server_ticks() {
     echo "$total"
 }
 
-# Stop the server $1 and its children: SIGTERM, then SIGKILL for whatever
-# is still there after STOP_TIMEOUT.
+# Stop the server $1 and its children (STOP_TIMEOUT s of grace).
 stop_server() {
-    local pid=$1 kids kid i
-    kids=$(children_of "$pid")
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do
-        alive "$pid" || break
-        sleep 0.1
-    done
-    if alive "$pid"; then
-        log "warning: pid $pid still running ${STOP_TIMEOUT} s after SIGTERM: SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    for kid in $kids; do
-        alive "$kid" || continue
-        log "warning: child $kid of $pid outlived it: SIGKILL"
-        kill -KILL "$kid" 2>/dev/null || true
-    done
+    stop_pid "$1" "$STOP_TIMEOUT"
     SERVER_PID=""
 }
 
