@@ -218,7 +218,7 @@ int weft_http_add_header(struct weft_http_request *r, const char *name,
                          const char *value)
 {
     if (r->started || !handler_token_ok(name) ||
-        strpbrk(value, "\r\n") != NULL) {
+        !http_value_ok(value)) {
         errno = EINVAL;
         return -1;
     }
@@ -240,7 +240,7 @@ static int handler_head(struct weft_http_request *r, struct strbuf *b,
     struct http_conn *h = r->h;
 
     if (r->started || status < 200 || status > 599 ||
-        (type != NULL && strpbrk(type, "\r\n") != NULL)) {
+        (type != NULL && !http_value_ok(type))) {
         errno = EINVAL;
         return -1;
     }

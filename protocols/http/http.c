@@ -74,12 +74,6 @@ static int http_route_prepare(struct http_route *rt, const char *type)
     return rt->pre == NULL || rt->post == NULL ? -1 : 0;
 }
 
-/* A header value given in the config may not break the head. */
-static bool http_value_ok(const char *v)
-{
-    return strpbrk(v, "\r\n") == NULL;
-}
-
 /* One route group: path (required), status, body, type. */
 static int http_route_load(struct weft_settings *r, struct http_route *rt)
 {

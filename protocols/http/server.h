@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "protocols/http/hdate.h"
@@ -121,6 +122,12 @@ struct http_conn {
     struct strbuf file;
     uint32_t fq[4];
 };
+
+/* A header value from a config or a handler may not break the head. */
+static inline bool http_value_ok(const char *v)
+{
+    return strpbrk(v, "\r\n") == NULL;
+}
 
 /* ---- response.c --------------------------------------------------------- */
 
