@@ -59,6 +59,7 @@ struct config {
     char *pid_file;       /* NULL: none */
     int workers; /* 0 = "auto" */
     bool cpu_affinity;
+    int bus_ring_size; /* bytes of data of each bus ring; 0: automatic */
     struct listener_conf *listeners;
     size_t nlisteners;
     const struct weft_module **modules; /* loaded by this config */

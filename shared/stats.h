@@ -50,7 +50,16 @@
     X(responses_4xx, COUNTER, "Requests answered with a 4xx status")         \
     X(responses_5xx, COUNTER, "Requests answered with a 5xx status")         \
     X(protocol_errors, COUNTER, "Protocol errors")                           \
-    X(connect_failures, COUNTER, "Outgoing connection attempts that failed")
+    X(connect_failures, COUNTER, "Outgoing connection attempts that failed") \
+    X(messages_skipped, COUNTER,                                             \
+      "Messages a subscriber that fell behind missed (told by a gap notice)") \
+    X(bus_published, COUNTER,                                                \
+      "Messages published or sent on the message bus")                       \
+    X(bus_delivered, COUNTER, "Bus messages taken from the worker's rings")  \
+    X(bus_dropped, COUNTER,                                                  \
+      "Bus messages refused because a receiver's ring was full")             \
+    X(bus_ring_high_water, GAUGE,                                            \
+      "Most bytes seen waiting in one of the worker's bus rings")
 
 enum stats_field {
 #define STATS_ENUM(name, kind, help) STAT_##name,
@@ -82,8 +91,9 @@ extern const struct stats_field_info stats_fields[STATS_NFIELDS];
 #define STATS_BLOCKS (2 * STATS_MAX_SLOTS)
 
 #define STATS_MAGIC 0x54464557u /* "WEFT" */
-/* 2: responses_1xx..5xx and the latency histogram in each row. */
-#define STATS_LAYOUT_VERSION 2
+/* 2: responses_1xx..5xx and the latency histogram in each row.
+ * 3: messages_skipped and the bus_* fields. */
+#define STATS_LAYOUT_VERSION 3
 
 /*
  * Request latency: a log-linear histogram of whole microseconds, as

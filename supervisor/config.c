@@ -11,6 +11,7 @@
 #include <sys/un.h>
 
 #include "protocols/registry.h"
+#include "shared/bus.h"
 #include "shared/stats.h"
 #include "shared/util.h"
 
@@ -383,6 +384,31 @@ static void load_control(struct cfgctx *x, const config_setting_t *root,
                 cc->path);
 }
 
+/* bus = { ring_size; }: the message bus between workers, sized at start. */
+static void load_bus(struct cfgctx *x, const config_setting_t *root,
+                     struct config *cfg)
+{
+    static const char *const bus_keys[] = { "ring_size" };
+    const config_setting_t *g = config_setting_get_member(root, "bus");
+    int size = 0;
+
+    cfg->bus_ring_size = 0;
+    if (g == NULL)
+        return;
+    if (!config_setting_is_group(g)) {
+        cfg_err(x, g, "bus: expected a group { ... }");
+        return;
+    }
+    check_keys(x, g, bus_keys, countof(bus_keys), NULL, "bus");
+    if (get_int(x, g, "ring_size", BUS_RING_MIN, BUS_RING_MAX, &size) == -1)
+        return;
+    if ((size & (size - 1)) != 0)
+        cfg_err(x, config_setting_get_member(g, "ring_size"),
+                "ring_size: expected a power of two, like %d", BUS_RING_MIN);
+    else
+        cfg->bus_ring_size = size;
+}
+
 /* admin = { listen = "HOST:PORT"; }: Prometheus metrics over HTTP. */
 static void load_admin(struct cfgctx *x, const config_setting_t *root,
                        struct config *cfg)
@@ -417,7 +443,7 @@ static void load_admin(struct cfgctx *x, const config_setting_t *root,
 static const char *const top_keys[] = {
     "workers",         "cpu_affinity", "shutdown_timeout", "max_generations",
     "log_file",        "pid_file",     "modules",          "control",
-    "admin",           "listeners",
+    "admin",           "listeners",    "bus",
 };
 
 /* Check the parsed tree and build the config from it. */
@@ -451,6 +477,7 @@ static struct config *config_build(config_t *lc, struct cfgctx *x)
     load_listeners(x, root, cfg);
     load_control(x, root, &cfg->control);
     load_admin(x, root, cfg);
+    load_bus(x, root, cfg);
     if (cfg->nlisteners > STATS_MAX_LISTENERS)
         cfg_err(x, config_setting_get_member(root, "listeners"),
                 "listeners: at most %d", STATS_MAX_LISTENERS);

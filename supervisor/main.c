@@ -164,6 +164,29 @@ static int stats_open(struct supervisor *sup)
 }
 
 /*
+ * The message bus, for as many slots as a reload may grow to without a
+ * restart: twice the workers or the CPUs, whichever is more (at least 4,
+ * at most CONFIG_WORKERS_MAX). Only the rings of endpoints in use ever
+ * take memory. After an upgrade the new workers get a bus of their own:
+ * the old weftd's workers keep theirs while they drain.
+ */
+static int bus_open(struct supervisor *sup)
+{
+    int nslots = WEFT_MIN(WEFT_MAX(2 * WEFT_MAX(sup->nslots, sup->ncpus), 4),
+                          CONFIG_WORKERS_MAX);
+    size_t ring = sup->cfg->bus_ring_size ? (size_t)sup->cfg->bus_ring_size
+                                          : bus_ring_auto(nslots / 2);
+
+    if (bus_create(&sup->bus, nslots, ring) == -1) {
+        log_error("%s: shared memory for the message bus: %s", __func__,
+                  strerror(errno));
+        return -1;
+    }
+    atomic_store(&sup->bus.h->slots_now, (uint32_t)sup->nslots);
+    return 0;
+}
+
+/*
  * Started by an upgrade: take over the old weftd's stats region (counts
  * go on from where they were; generation one more) and its sockets.
  */
@@ -331,6 +354,7 @@ int main(int argc, char **argv)
     sup.exe = exe_path(argv[0]);
     sup.argv = argv;
     sup.stats_fd = -1;
+    sup.bus.fd = -1;
     sup.ready_fd = -1;
     static struct upgrade_fds in;
     bool upgraded = upgrade_inherited(&in);
@@ -339,6 +363,8 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!upgraded && stats_open(&sup) == -1)
+        goto out;
+    if (bus_open(&sup) == -1)
         goto out;
     if (!upgraded &&
         listen_open(sup.cfg, sup.nslots, &sup.ls, err, sizeof(err)) == -1) {
@@ -371,6 +397,7 @@ out:
     control_close(sup.control);
     listen_close(&sup.ls);
     proc_free(&sup);
+    bus_destroy(&sup.bus);
     free(sup.cpus);
     free(sup.rows);
     free(sup.exe);

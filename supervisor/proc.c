@@ -88,6 +88,8 @@ static void child_become_worker(struct supervisor *sup,
         .fds = listen_slot_fds(ls, slot),
         .rows = rows,
         .stats = &sup->stats->block[self->block],
+        .bus = &sup->bus,
+        .bus_ep = self->bus_ep,
     };
     worker_main(&spec);
 }
@@ -119,6 +121,15 @@ struct wproc *proc_spawn(struct supervisor *sup, int slot,
         free(p);
         return NULL;
     }
+    p->bus_ep = bus_ep_claim(&sup->bus, slot, p->generation);
+    if (p->bus_ep == -1) {
+        log_error("%s: worker %d: no free endpoint on the message bus (%u "
+                  "worker processes alive)", __func__, slot,
+                  sup->bus.h->nendpoints);
+        stats_block_retire(sup->stats, p->block);
+        free(p);
+        return NULL;
+    }
     /*
      * Every signal stays blocked in the child until the worker's own
      * watchers are in place (worker_main unblocks them): a SIGTERM sent
@@ -136,6 +147,7 @@ struct wproc *proc_spawn(struct supervisor *sup, int slot,
         log_error("%s: worker %d: fork: %s", __func__, slot,
                   strerror(errno));
         stats_block_retire(sup->stats, p->block);
+        bus_ep_release(&sup->bus, p->bus_ep);
         free(p);
         return NULL;
     }
@@ -242,6 +254,8 @@ static void proc_child_cb(struct ev_loop *loop, ev_child *w, int revents)
     /* Its counts join the slot's retired totals before the block is
      * reused: no total ever goes backwards. */
     stats_block_retire(sup->stats, p->block);
+    /* Its endpoint is free: the others learn it left, its names go. */
+    bus_ep_release(&sup->bus, p->bus_ep);
     LIST_REMOVE(p, link);
     if (p->role == WPROC_PENDING)
         reload_worker_died(sup, p);

@@ -40,6 +40,24 @@ int sup_worker_count(const struct supervisor *sup, const struct config *cfg)
     return cfg->workers ? cfg->workers : sup->ncpus;
 }
 
+/* What the message bus, sized at start, cannot follow. */
+static const char *reload_bus_unsupported(const struct supervisor *sup,
+                                          const struct config *cfg)
+{
+    const struct bus *b = &sup->bus;
+
+    if (cfg->bus_ring_size != sup->cfg->bus_ring_size)
+        return "changing bus.ring_size needs a restart";
+    if (sup_worker_count(sup, cfg) > (int)b->h->nslots)
+        return "more workers than the message bus was sized for at start "
+               "(twice the workers then, or the CPUs): restart weftd to "
+               "grow it";
+    if (bus_ep_free_count(b) < sup_worker_count(sup, cfg))
+        return "too many workers of earlier generations are still "
+               "draining; try again when they are done";
+    return NULL;
+}
+
 /*
  * What this version cannot change without a restart. Returns NULL, or a
  * static reason.
@@ -62,7 +80,7 @@ static const char *reload_unsupported(const struct supervisor *sup,
     if (free_blocks < sup_worker_count(sup, cfg))
         return "too many workers of earlier generations are still "
                "draining; try again when they are done";
-    return NULL;
+    return reload_bus_unsupported(sup, cfg);
 }
 
 /*
@@ -222,6 +240,7 @@ static void reload_commit(struct reload *r)
         sl->quick_deaths = 0;
     }
     sup->nslots = r->nslots;
+    atomic_store(&sup->bus.h->slots_now, (uint32_t)r->nslots);
     sup->slots_seen = WEFT_MAX(sup->slots_seen, r->nslots);
     sup->stats->h.slots_seen = (uint32_t)sup->slots_seen;
     sup->stats->h.workers = (uint32_t)r->nslots;

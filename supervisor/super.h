@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "shared/bus.h"
 #include "shared/conf.h"
 #include "shared/stats.h"
 #include "supervisor/config.h"
@@ -32,6 +33,7 @@ struct wproc {
     pid_t pid;
     int slot;
     int block; /* its stats block */
+    int bus_ep; /* its endpoint on the message bus */
     uint32_t generation;
     enum wproc_role role;
     ev_tstamp started;
@@ -55,6 +57,7 @@ struct supervisor {
     struct listen_set ls;
     struct stats_shm *stats;
     int stats_fd; /* the region's memfd, handed over on upgrade */
+    struct bus bus; /* the message bus between workers */
     uint32_t generation;
     ev_tstamp started;
     ev_timer heartbeat_check;

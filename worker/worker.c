@@ -206,6 +206,7 @@ static void worker_cleanup(struct worker *w)
             close(ln->io.fd);
     }
     timer_free_all(w);
+    bus_worker_stop(w);
     resolve_stop(w);
     ev_timer_stop(w->loop, &w->accept_retry);
     ev_timer_stop(w->loop, &w->heartbeat);
@@ -236,7 +237,8 @@ void worker_main(const struct worker_spec *spec)
     atomic_store(&w.stats->pid, (int32_t)getpid());
     w.rbuf_size = WORKER_RBUF_SIZE;
     w.rbuf = malloc(w.rbuf_size);
-    if (w.loop == NULL || w.rbuf == NULL)
+    if (w.loop == NULL || w.rbuf == NULL ||
+        bus_worker_init(&w, spec->bus, spec->bus_ep) == -1)
         fatal("%s: worker %d: out of memory", __func__, spec->slot);
     worker_self = &w;
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));
@@ -311,9 +313,14 @@ void weft_count(struct weft_listener *l, enum weft_counter what,
 {
     struct stats_row *r = l ? l->stats : worker_self->out_stats;
 
-    stats_add(r, what == WEFT_COUNT_REQUESTS ? STAT_requests
-                                             : STAT_protocol_errors,
-              n);
+    static const enum stats_field field[] = {
+        [WEFT_COUNT_REQUESTS] = STAT_requests,
+        [WEFT_COUNT_ERRORS] = STAT_protocol_errors,
+        [WEFT_COUNT_GAPS] = STAT_messages_skipped,
+    };
+
+    if ((unsigned)what < countof(field))
+        stats_add(r, field[what], n);
 }
 
 void weft_count_response(struct weft_listener *l, int status, uint64_t usec)

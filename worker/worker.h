@@ -23,6 +23,8 @@ struct worker_spec {
     const int *fds; /* this slot's socket for each listener, in config order */
     const int *rows; /* each listener's row in the stats block */
     struct stats_block *stats; /* this worker's block in shared memory */
+    struct bus *bus; /* the message bus, or NULL */
+    int bus_ep;      /* this worker's endpoint on it, or -1 */
 };
 
 void worker_main(const struct worker_spec *spec) __attribute__((noreturn));
@@ -71,7 +73,8 @@ struct worker {
     struct udp_batch *udp; /* receive area of the UDP listeners, or NULL */
     struct resolver *resolver; /* started at the first name to resolve */
     struct stats_block *stats;
-    struct stats_row *out_stats; /* row of outgoing connections */
+    struct stats_row *out_stats; /* row of outgoing connections (and bus) */
+    struct wbus *bus;            /* worker/bus.c, or NULL: no bus */
     ev_timer heartbeat;
     ev_timer accept_retry;
     bool accept_blocked; /* out of descriptors: accepting is paused */
@@ -102,6 +105,12 @@ bool accept_batch(struct weft_listener *ln);
 void accept_retry_cb(struct ev_loop *loop, ev_timer *t, int revents);
 /* Start or stop the listener's watcher as its state asks. */
 void listener_update(struct weft_listener *ln);
+
+/* worker/bus.c: the bus endpoint self of b (NULL: no bus); -1 on ENOMEM */
+struct bus;
+int bus_worker_init(struct worker *w, struct bus *b, int self);
+/* Leave the loop's watchers and free the subscriptions (worker exit). */
+void bus_worker_stop(struct worker *w);
 
 /* worker/udp.c */
 struct udp_batch *udp_batch_new(void);

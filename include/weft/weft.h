@@ -228,7 +228,8 @@ int weft_worker_draining(void);
 /* What a protocol counts in weftd's stats, beside what weft counts. */
 enum weft_counter {
     WEFT_COUNT_REQUESTS, /* requests or messages handled */
-    WEFT_COUNT_ERRORS    /* protocol errors (bad input from a peer) */
+    WEFT_COUNT_ERRORS,   /* protocol errors (bad input from a peer) */
+    WEFT_COUNT_GAPS      /* messages a slow subscriber missed (gap notices) */
 };
 
 /*
