@@ -20,6 +20,9 @@ With 2 workers:
     (published while it was stopped), only the new ones;
   * a reload: the old worker (draining, with its client still connected)
     and the new one exchange messages both ways;
+  * the example of weft-bus(3), extracted from the man page, built and
+    run with 2 workers: a line from a client of one worker reaches the
+    clients of both;
   * weftctl stats: bus_published / bus_delivered / bus_dropped /
     bus_ring_high_water per worker; weftctl metrics passes promtool when
     promtool is installed.
@@ -44,20 +47,62 @@ import weftlib as W  # noqa: E402
 DEADLINE = 20.0
 
 
-def build_probe(tmp):
+def build_module(tmp, src, name):
     cc = shlex.split(os.environ.get("CC", "") or "cc")
     if not shutil.which(cc[0]):
         raise W.Skip("no C compiler")
-    src = os.path.join(os.environ.get("WEFT_SRCDIR", "."), "tests",
-                       "integration", "bus_probe.c")
-    so = os.path.join(tmp, "bus_probe.so")
+    so = os.path.join(tmp, name + ".so")
     inc = os.path.join(os.environ.get("WEFT_SRCDIR", "."), "include")
     p = subprocess.run(cc + ["-shared", "-fPIC", "-Wall", "-Wextra",
                              "-Werror", "-I" + inc, "-o", so, src],
                        capture_output=True, timeout=120)
-    W.check(p.returncode == 0, "building bus_probe: %s"
-            % p.stderr.decode(errors="replace"))
+    W.check(p.returncode == 0, "building %s: %s"
+            % (name, p.stderr.decode(errors="replace")))
     return so
+
+
+def man_example(tmp):
+    """weft-bus(3)'s example, extracted as test_module extracts
+    weft-protocol(3)'s."""
+    from test_module import man_example as extract
+    src = os.path.join(tmp, "shout.c")
+    with open(src, "w") as f:
+        f.write(extract(os.path.join(os.environ.get("WEFT_SRCDIR", "."),
+                                     "man", "weft-bus.3")))
+    return src
+
+
+def example(tmp):
+    so = build_module(tmp, man_example(tmp), "shout")
+    port = W.free_port("tcp")
+    conf = ('modules = ( "%s" );\nworkers = 2;\ncpu_affinity = false;\n'
+            'listeners = ( { name = "shout"; listen = "127.0.0.1:%d";'
+            ' protocol = "shout"; } );\n' % (so, port))
+    with W.Weftd(conf) as d:
+        d.wait_workers(2)
+        W.wait_for(lambda: W.tcp_answers(port) or None, DEADLINE,
+                   "port %d" % port)
+        sock = os.path.join(d.tmpdir, "weft.sock")
+        clients = []
+        # Clients until both workers hold one, every client accepted
+        # (connections_active).
+        def accepted():
+            act = [w["connections_active"]
+                   for w in W.ctl_json(sock, "stats")["workers"]]
+            return act if sum(act) == len(clients) else None
+        end = time.monotonic() + DEADLINE
+        while True:
+            clients.append(Client(port))
+            act = W.wait_for(accepted, DEADLINE, "clients accepted")
+            if min(act) > 0 and len(act) == 2:
+                break
+            W.check(time.monotonic() < end, "clients on one worker only")
+        clients[0].s.sendall(b"hello from one\n")
+        lines = {c.line() for c in clients}
+        W.check(len(lines) == 1 and lines.pop().endswith(": hello from one"),
+                "the example's line did not reach every client")
+        W.log("ok   the example of weft-bus(3) reaches %d clients on both "
+              "workers" % len(clients))
 
 
 class Client:
@@ -359,7 +404,10 @@ def metrics(d):
 
 def main():
     tmp = W.make_tmpdir()
-    so = build_probe(tmp)
+    example(tmp)
+    so = build_module(tmp, os.path.join(os.environ.get("WEFT_SRCDIR", "."),
+                                        "tests", "integration",
+                                        "bus_probe.c"), "bus_probe")
     port = W.free_port("tcp")
     conf = ('modules = ( "%s" );\n'
             "workers = 2;\n"
