@@ -53,6 +53,8 @@
 
 #include <ev.h>
 
+#include "hist.h"
+
 #define container_of(ptr, type, member) \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
@@ -67,16 +69,6 @@
 #define IDLE_SETUP_MAX  120.0       /* s: bound on the idle set-up phase */
 #define FD_RESERVE      32          /* fds kept for stdio, epoll, ... */
 #define LOG_OTHER_MAX   5           /* "other" errors logged to stderr */
-
-/*
- * Log-linear histogram of nanoseconds: values below 2^(SUB_BITS+1) have a
- * bucket each, then every power of two is cut in 2^SUB_BITS equal buckets,
- * so the relative error stays below 1/32 (about 3 %).  Fixed size, so
- * recording never allocates.
- */
-#define HIST_SUB_BITS   5
-#define HIST_SUB        (1u << HIST_SUB_BITS)
-#define HIST_BUCKETS    ((64 - HIST_SUB_BITS) * HIST_SUB + 2 * HIST_SUB)
 
 /* Every kind of failure, declared once for the struct and the output. */
 #define ERROR_KINDS(X)              \
@@ -113,8 +105,7 @@ struct stats {
 #define X(field, name) uint64_t field;
     ERROR_KINDS(X)
 #undef X
-    uint64_t hist_count;
-    uint64_t hist[HIST_BUCKETS];
+    struct hist lat;
 };
 
 enum conn_state {
@@ -174,65 +165,6 @@ static void conn_begin_echo(struct conn *c);
 static void conn_echo_done(struct conn *c);
 static void idle_launch(struct bench *b);
 static void udp_send(struct conn *c);
-
-/* Monotonic clock in nanoseconds. */
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Index of the histogram bucket that holds v (see HIST_SUB_BITS). */
-static unsigned hist_index(uint64_t v)
-{
-    unsigned msb, shift;
-
-    if (v < 2 * HIST_SUB)
-        return (unsigned)v;
-    msb = 63 - (unsigned)__builtin_clzll(v);
-    shift = msb - HIST_SUB_BITS;
-    return shift * HIST_SUB + (unsigned)(v >> shift);
-}
-
-/* Middle of the range of values that bucket i holds. */
-static double hist_value(unsigned i)
-{
-    unsigned shift;
-    uint64_t low;
-
-    if (i < 2 * HIST_SUB)
-        return i;
-    shift = i / HIST_SUB - 1;
-    low = (uint64_t)(i - shift * HIST_SUB) << shift;
-    return (double)low + (double)((uint64_t)1 << shift) / 2.0;
-}
-
-static void hist_record(struct stats *st, uint64_t ns)
-{
-    st->hist[hist_index(ns)]++;
-    st->hist_count++;
-}
-
-/* Value at quantile q (0..1) in microseconds, 0 when nothing was recorded. */
-static double hist_quantile_us(const struct stats *st, double q)
-{
-    uint64_t rank, seen = 0;
-    unsigned i;
-
-    if (st->hist_count == 0)
-        return 0.0;
-    rank = (uint64_t)ceil(q * (double)st->hist_count);
-    if (rank == 0)
-        rank = 1;
-    for (i = 0; i < HIST_BUCKETS; i++) {
-        seen += st->hist[i];
-        if (seen >= rank)
-            return hist_value(i) / 1000.0;
-    }
-    return hist_value(HIST_BUCKETS - 1) / 1000.0;
-}
 
 static uint64_t stats_errors(const struct stats *st)
 {
@@ -499,7 +431,7 @@ static void conn_echo_done(struct conn *c)
     struct bench *b = c->bench;
 
     b->st.ops++;
-    hist_record(&b->st, now_ns() - c->t0);
+    hist_record(&b->st.lat, now_ns() - c->t0);
     c->attempts = 0;
     switch (b->opt.mode) {
     case MODE_PINGPONG:
@@ -794,7 +726,7 @@ static void udp_io_cb(struct ev_loop *loop, ev_io *w, int revents)
             continue;
         if (r == 1) {
             b->st.ops++;
-            hist_record(&b->st, now_ns() - c->t0);
+            hist_record(&b->st.lat, now_ns() - c->t0);
         }
         udp_send(c);
     }
@@ -1107,8 +1039,8 @@ static void bench_report(const struct bench *b, uint64_t t_end)
                              b->t_ready : b->t_start)) / 1e9;
     rate_secs = (double)(t_rate_end - b->t_start) / 1e9;
     rate = rate_secs > 0 ? (double)st->ops / rate_secs : 0.0;
-    p50 = hist_quantile_us(st, 0.50);
-    p99 = hist_quantile_us(st, 0.99);
+    p50 = hist_quantile_us(&st->lat, 0.50);
+    p99 = hist_quantile_us(&st->lat, 0.99);
     cpu_pct = 100.0 * self_cpu_seconds() /
               ((double)(t_end - b->t_start) / 1e9);
 
