@@ -11,6 +11,8 @@
 #include "shared/addr.h"
 #include "weft/weft.h"
 
+struct tls_conf;
+
 #define CONFIG_NAME_MAX 64
 #define CONFIG_WORKERS_MAX 256
 #define CONFIG_BACKLOG_DEFAULT 511
@@ -32,6 +34,7 @@ struct listener_conf {
     int write_high;      /* output queue marks, bytes */
     int write_low;
     int write_max; /* 0 = no hard limit */
+    struct tls_conf *tls; /* shared/tls.h; NULL: plain TCP */
     int line;
 };
 

@@ -38,6 +38,9 @@ void *settings_configure(struct cfgctx *x, const config_setting_t *g,
                          const char *listener,
                          const struct weft_protocol *proto);
 
+/* A listener's tls group g, its contexts built; NULL after reporting. */
+struct tls_conf *tls_conf_load(struct cfgctx *x, const config_setting_t *g);
+
 /*
  * Load every module named in the top-level `modules` list into cfg.
  * Errors go to x.

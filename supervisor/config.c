@@ -12,6 +12,7 @@
 
 #include "protocols/registry.h"
 #include "shared/bus.h"
+#include "shared/tls.h"
 #include "shared/stats.h"
 #include "shared/util.h"
 
@@ -154,6 +155,7 @@ static void load_workers(struct cfgctx *x, const config_setting_t *root,
 static const char *const listener_keys[] = {
     "name",         "listen",     "protocol",  "backlog", "max_connections",
     "idle_timeout", "write_high", "write_low", "write_max", "defer_accept",
+    "tls",
 };
 
 const struct weft_protocol *config_find_protocol(const struct config *cfg,
@@ -231,6 +233,13 @@ static void load_listener(struct cfgctx *x, const config_setting_t *g,
     get_int(x, g, "max_connections", 0, 10000000, &l->max_connections);
     get_int(x, g, "idle_timeout", 0, 86400000, &l->idle_timeout);
     load_watermarks(x, g, l);
+    const config_setting_t *tls = config_setting_get_member(g, "tls");
+    if (tls != NULL) {
+        if (l->addr.len != 0 && l->addr.kind != ADDR_TCP)
+            cfg_err(x, tls, "tls: only on TCP listeners");
+        else
+            l->tls = tls_conf_load(x, tls);
+    }
     if (l->proto != NULL)
         l->proto_conf = settings_configure(x, g, l->name, l->proto);
 }
@@ -540,6 +549,7 @@ void config_free(struct config *cfg)
         const struct listener_conf *l = &cfg->listeners[i];
         if (l->proto_conf != NULL && l->proto->unconfigure != NULL)
             l->proto->unconfigure(l->proto_conf);
+        tls_conf_free(l->tls);
     }
     free(cfg->modules);
     free(cfg->listeners);
