@@ -52,6 +52,7 @@ struct control_conf {
 
 #define CONFIG_SHUTDOWN_TIMEOUT_DEFAULT 30
 #define CONFIG_MAX_GENERATIONS_DEFAULT 4
+#define CONFIG_TLS_TICKET_ROTATE_DEFAULT 3600
 
 struct config {
     char *path;
@@ -63,6 +64,7 @@ struct config {
     int workers; /* 0 = "auto" */
     bool cpu_affinity;
     int bus_ring_size; /* bytes of data of each bus ring; 0: automatic */
+    int tls_ticket_rotate; /* s between two session-ticket keys */
     struct listener_conf *listeners;
     size_t nlisteners;
     const struct weft_module **modules; /* loaded by this config */

@@ -51,6 +51,18 @@
     X(responses_5xx, COUNTER, "Requests answered with a 5xx status")         \
     X(protocol_errors, COUNTER, "Protocol errors")                           \
     X(connect_failures, COUNTER, "Outgoing connection attempts that failed") \
+    X(tls_handshakes, COUNTER, "TLS handshakes completed")                  \
+    X(tls_resumed, COUNTER, "TLS handshakes that resumed a session")         \
+    X(tls_handshake_errors, COUNTER,                                         \
+      "TLS handshakes that failed (other than the kinds below)")             \
+    X(tls_version_errors, COUNTER,                                           \
+      "TLS handshakes refused for the protocol version")                     \
+    X(tls_unknown_ca, COUNTER,                                               \
+      "TLS handshakes that failed on a certificate the peer rejected")       \
+    X(tls_handshake_timeouts, COUNTER,                                       \
+      "TLS handshakes that did not end within handshake_timeout")            \
+    X(tls_ktls, COUNTER,                                                     \
+      "TLS connections whose sending the kernel encrypts (kTLS, sendfile)")  \
     X(messages_skipped, COUNTER,                                             \
       "Messages a subscriber that fell behind missed (told by a gap notice)") \
     X(bus_published, COUNTER,                                                \
@@ -92,7 +104,7 @@ extern const struct stats_field_info stats_fields[STATS_NFIELDS];
 
 #define STATS_MAGIC 0x54464557u /* "WEFT" */
 /* 2: responses_1xx..5xx and the latency histogram in each row.
- * 3: messages_skipped and the bus_* fields. */
+ * 3: messages_skipped, the bus_* and tls_* fields. */
 #define STATS_LAYOUT_VERSION 3
 
 /*

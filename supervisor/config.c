@@ -226,13 +226,6 @@ static void load_listener(struct cfgctx *x, const config_setting_t *g,
     check_keys(x, g, listener_keys, countof(listener_keys),
                l->proto ? l->proto->name : NULL, "listener");
     get_int(x, g, "backlog", 1, 65535, &l->backlog);
-    l->defer_accept = l->proto != NULL && l->proto->client_first
-                          ? CONFIG_DEFER_ACCEPT_DEFAULT
-                          : 0;
-    get_int(x, g, "defer_accept", 0, 3600, &l->defer_accept);
-    get_int(x, g, "max_connections", 0, 10000000, &l->max_connections);
-    get_int(x, g, "idle_timeout", 0, 86400000, &l->idle_timeout);
-    load_watermarks(x, g, l);
     const config_setting_t *tls = config_setting_get_member(g, "tls");
     if (tls != NULL) {
         if (l->addr.len != 0 && l->addr.kind != ADDR_TCP)
@@ -240,6 +233,15 @@ static void load_listener(struct cfgctx *x, const config_setting_t *g,
         else
             l->tls = tls_conf_load(x, tls);
     }
+    /* A TLS client speaks first, whatever the protocol above it. */
+    l->defer_accept = (l->proto != NULL && l->proto->client_first) ||
+                              l->tls != NULL
+                          ? CONFIG_DEFER_ACCEPT_DEFAULT
+                          : 0;
+    get_int(x, g, "defer_accept", 0, 3600, &l->defer_accept);
+    get_int(x, g, "max_connections", 0, 10000000, &l->max_connections);
+    get_int(x, g, "idle_timeout", 0, 86400000, &l->idle_timeout);
+    load_watermarks(x, g, l);
     if (l->proto != NULL)
         l->proto_conf = settings_configure(x, g, l->name, l->proto);
 }
@@ -453,6 +455,7 @@ static const char *const top_keys[] = {
     "workers",         "cpu_affinity", "shutdown_timeout", "max_generations",
     "log_file",        "pid_file",     "modules",          "control",
     "admin",           "listeners",    "bus",
+    "tls_ticket_rotate",
 };
 
 /* Check the parsed tree and build the config from it. */
@@ -472,6 +475,9 @@ static struct config *config_build(config_t *lc, struct cfgctx *x)
     load_workers(x, root, cfg);
     cfg->shutdown_timeout = CONFIG_SHUTDOWN_TIMEOUT_DEFAULT;
     get_int(x, root, "shutdown_timeout", 0, 86400, &cfg->shutdown_timeout);
+    cfg->tls_ticket_rotate = CONFIG_TLS_TICKET_ROTATE_DEFAULT;
+    get_int(x, root, "tls_ticket_rotate", 60, 7 * 86400,
+            &cfg->tls_ticket_rotate);
     cfg->max_generations = CONFIG_MAX_GENERATIONS_DEFAULT;
     get_int(x, root, "max_generations", 1, 64, &cfg->max_generations);
     cfg->log_file = opt_path(x, root, "log_file");

@@ -383,6 +383,8 @@ int main(int argc, char **argv)
         goto out;
     }
     watch_signals(&sup);
+    if (tickets_start(&sup) == -1)
+        goto out;
     log_info("%s: weftd %s: %s, %d workers, %zu listeners", __func__,
              PACKAGE_VERSION, sup.cfg->path, sup.nslots, sup.cfg->nlisteners);
     if (proc_start(&sup) == -1)

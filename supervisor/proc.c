@@ -89,6 +89,7 @@ static void child_become_worker(struct supervisor *sup,
         .rows = rows,
         .stats = &sup->stats->block[self->block],
         .bus = &sup->bus,
+        .tls_keys = sup->tls_keys,
         .bus_ep = self->bus_ep,
     };
     worker_main(&spec);

@@ -252,6 +252,7 @@ static void reload_commit(struct reload *r)
     reload_name_rows(sup, r->cfg, r->rows);
     config_free(sup->cfg);
     sup->cfg = r->cfg;
+    tickets_reload(sup);
     free(sup->rows);
     sup->rows = r->rows;
     r->rows = NULL;

@@ -58,6 +58,8 @@ struct supervisor {
     struct stats_shm *stats;
     int stats_fd; /* the region's memfd, handed over on upgrade */
     struct bus bus; /* the message bus between workers */
+    struct tls_keys *tls_keys; /* session-ticket keys (supervisor/tickets.c) */
+    ev_timer ticket_timer;
     uint32_t generation;
     ev_tstamp started;
     ev_timer heartbeat_check;
@@ -178,5 +180,10 @@ int sup_worker_count(const struct supervisor *sup, const struct config *cfg);
 
 /* A heartbeat older than this marks a worker as stalled. */
 #define HEARTBEAT_STALL_MS 3000
+
+/* supervisor/tickets.c: the shared TLS ticket keys and their rotation. */
+int tickets_start(struct supervisor *sup);
+/* A reload committed: a new current key, the timer from the new config. */
+void tickets_reload(struct supervisor *sup);
 
 #endif

@@ -117,7 +117,8 @@ static SSL_CTX *ctx_with_cert(struct cfgctx *x, const config_setting_t *g,
                               SSL_MODE_RELEASE_BUFFERS);
     /* No renegotiation: a client asking for one gets a refusal. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_ENABLE_KTLS);
     return ctx;
 fail:
     SSL_CTX_free(ctx);

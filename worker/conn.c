@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "shared/log.h"
+#include "shared/tls.h"
 #include "shared/util.h"
+#include "worker/tls.h"
 
 /* How many reads one readiness event may do before other sockets run. */
 #define CONN_READ_ROUNDS 4
@@ -99,6 +101,7 @@ static void conn_free(struct weft_conn *c)
         ev_timer_stop(w->loop, &c->idle->timer);
         free(c->idle);
     }
+    tls_conn_free(c);
     close(c->io.fd);
     bytes_free(&c->in);
     outq_clear(&c->out);
@@ -174,6 +177,9 @@ static void conn_settle(struct weft_conn *c)
     int want = c->out.len > 0 || c->state == CONN_CONNECTING ? EV_WRITE : 0;
     if (c->state == CONN_OPEN && !c->paused && !c->eof)
         want |= EV_READ;
+    if (c->tls != NULL && (c->state == CONN_HANDSHAKE ||
+                           c->state == CONN_OPEN || c->out.len > 0))
+        want |= tls_want(c); /* what OpenSSL waits for, read or write */
     if (want == (c->io.events & (EV_READ | EV_WRITE)) &&
         (want == 0) == !ev_is_active(&c->io))
         return;
@@ -273,13 +279,17 @@ static void conn_read(struct weft_conn *c)
     for (int i = 0; i < CONN_READ_ROUNDS; i++) {
         if (c->state != CONN_OPEN || c->paused || c->eof)
             return;
-        ssize_t n = read(c->io.fd, w->rbuf, w->rbuf_size);
+        ssize_t n = c->tls ? tls_read(c, w->rbuf, w->rbuf_size)
+                           : read(c->io.fd, w->rbuf, w->rbuf_size);
         if (n > 0) {
             conn_active(c);
             stats_add(conn_stats(c), STAT_bytes_in, (uint64_t)n);
             conn_deliver(c, w->rbuf, (size_t)n);
-            if ((size_t)n < w->rbuf_size)
-                return; /* the socket is empty: skip the EAGAIN read */
+            /* The socket is empty: skip the EAGAIN read. Not so when
+             * OpenSSL holds decrypted bytes the poll cannot see. */
+            if ((size_t)n < w->rbuf_size && (c->tls == NULL ||
+                                              !tls_pending(c)))
+                return;
         } else if (n == 0) {
             conn_eof(c);
             return;
@@ -305,8 +315,18 @@ static ssize_t conn_flush_once(struct weft_conn *c)
     size_t len = 0;
     off_t off;
     int fd;
-    int file = outq_head_file(&c->out, &fd, &off, &len);
+    int file;
 
+    if (c->tls != NULL) {
+        sent = tls_write_queue(c);
+        if (sent == -1) {
+            conn_fail(c, reason_from_errno(errno));
+            return -1;
+        }
+        outq_consume(&c->out, (size_t)sent);
+        return sent;
+    }
+    file = outq_head_file(&c->out, &fd, &off, &len);
     if (file)
         sent = sendfile(c->io.fd, fd, &off, len);
     else
@@ -365,6 +385,45 @@ static void conn_check_connect(struct weft_conn *c)
     connect_done(c, err);
 }
 
+static void conn_made(struct weft_conn *c);
+
+/* A handshake step; once done, the protocol meets the connection. */
+static void conn_tls_step(struct weft_conn *c)
+{
+    int rc = tls_handshake(c);
+
+    if (rc == -1) {
+        conn_handshake_failed(c);
+        return;
+    }
+    if (rc == 0) {
+        conn_settle(c);
+        return;
+    }
+    if (c->ln->conf->idle_timeout > 0)
+        weft_conn_set_idle_timeout(c, (unsigned)c->ln->conf->idle_timeout);
+    conn_made(c);
+    /* Bytes the client sent with its last handshake flight may already
+     * be decrypted, where no poll sees them. */
+    if (c->state == CONN_OPEN && c->tls != NULL && tls_pending(c)) {
+        c->busy = 1;
+        conn_read(c);
+        c->busy = 0;
+        conn_settle(c);
+    }
+}
+
+void conn_handshake_failed(struct weft_conn *c)
+{
+    struct weft_listener *ln = c->ln;
+
+    conn_free(c);
+    ln->nconns--;
+    if (ln->full)
+        listener_update(ln);
+    worker_check_drained(worker_self);
+}
+
 static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     struct weft_conn *c = container_of(io, struct weft_conn, io);
@@ -374,6 +433,14 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents)
         conn_check_connect(c);
         return;
     }
+    if (c->state == CONN_HANDSHAKE) {
+        conn_tls_step(c);
+        return;
+    }
+    /* OpenSSL may read to write or write to read: for TLS, any event
+     * retries both directions. */
+    if (c->tls != NULL)
+        revents |= (c->out.len > 0 ? EV_WRITE : 0) | EV_READ;
     c->busy = 1;
     if (revents & EV_WRITE)
         conn_flush(c);
@@ -474,6 +541,17 @@ void conn_new(struct weft_listener *ln, int fd)
     if (c == NULL)
         return;
     ln->nconns++;
+    if (ln->conf->tls != NULL) {
+        if (tls_conn_start(c, ln->conf->tls) == -1) {
+            log_error("%s: %s: out of memory for TLS", __func__,
+                      ln->conf->name);
+            conn_handshake_failed(c);
+            return;
+        }
+        c->state = CONN_HANDSHAKE;
+        conn_tls_step(c); /* TCP_DEFER_ACCEPT: the hello may be here */
+        return;
+    }
     if (ln->conf->idle_timeout > 0)
         weft_conn_set_idle_timeout(c, (unsigned)ln->conf->idle_timeout);
     conn_made(c);
@@ -518,6 +596,10 @@ void conn_close_all(struct worker *w)
 {
     while (!LIST_EMPTY(&w->conns)) {
         struct weft_conn *c = LIST_FIRST(&w->conns);
+        if (c->state == CONN_HANDSHAKE) {
+            conn_handshake_failed(c);
+            continue;
+        }
         conn_fail(c, WEFT_CLOSE_LOCAL);
         conn_destroy(c);
     }
@@ -569,7 +651,7 @@ int weft_conn_writev(struct weft_conn *c, const struct iovec *iov, int iovcnt)
 
     if (c->state != CONN_OPEN || c->shut_req || iovcnt < 0)
         return -1;
-    if (c->out.len == 0 && iovcnt > 0) {
+    if (c->out.len == 0 && iovcnt > 0 && c->tls == NULL) {
         /* Nothing queued: try the socket first, so no copy is made. */
         struct msghdr mh = { .msg_iov = (struct iovec *)iov,
                              .msg_iovlen = (size_t)WEFT_MIN(iovcnt, IOV_MAX) };
@@ -609,7 +691,7 @@ int weft_conn_sendfile(struct weft_conn *c, int fd, off_t off, size_t len)
 {
     if (c->state != CONN_OPEN || c->shut_req)
         return -1;
-    if (c->out.len == 0 && len > 0) {
+    if (c->out.len == 0 && len > 0 && c->tls == NULL) {
         ssize_t n = sendfile(c->io.fd, fd, &off, len);
         if (n == -1 && errno != EAGAIN && errno != EINTR) {
             conn_fail(c, reason_from_errno(errno));

@@ -14,6 +14,7 @@
 
 enum conn_state {
     CONN_CONNECTING, /* outgoing, waiting for the handshake */
+    CONN_HANDSHAKE,  /* accepted on a TLS listener, TLS handshake running */
     CONN_OPEN,       /* reading and writing */
     CONN_CLOSING,    /* no more reading; close once the output is flushed */
     CONN_DEAD        /* closed; freed once no callback runs on it */
@@ -33,6 +34,7 @@ struct weft_conn {
     struct weft_conn *settle_next;
     void *data; /* the protocol's */
     struct conn_idle *idle; /* idle timeout, allocated when set */
+    struct tls_conn *tls;   /* worker/tls.c, or NULL for plain TCP */
     struct bytes in;
     struct outq out;
     uint32_t high, low, max; /* output queue marks */

@@ -11,6 +11,7 @@
 #include "shared/log.h"
 #include "shared/util.h"
 #include "worker/conn.h"
+#include "worker/tls.h"
 
 /* The worker-wide read buffer: one for all connections. */
 #define WORKER_RBUF_SIZE (64 * 1024)
@@ -177,6 +178,8 @@ static int worker_listen(struct worker *w, const struct worker_spec *spec)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         struct weft_listener *ln = &w->listeners[i];
         const struct weft_protocol *p = ln->conf->proto;
+        if (ln->conf->tls != NULL)
+            tls_listener_setup(ln->conf->tls, spec->tls_keys);
         if (p->start != NULL && p->start(ln) == -1) {
             log_error("%s: listener %s: protocol %s failed to start",
                       __func__, ln->conf->name, p->name);

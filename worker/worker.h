@@ -24,6 +24,7 @@ struct worker_spec {
     const int *rows; /* each listener's row in the stats block */
     struct stats_block *stats; /* this worker's block in shared memory */
     struct bus *bus; /* the message bus, or NULL */
+    struct tls_keys *tls_keys; /* session-ticket keys, shared */
     int bus_ep;      /* this worker's endpoint on it, or -1 */
 };
 

@@ -1,0 +1,335 @@
+"""TLS on listeners, with certificates made by the openssl command for
+this run (a CA, a server certificate for 127.0.0.1, one for *.b.example,
+and a second CA nobody trusts).
+
+  * weftd -t refuses, at the tls group's FILE:LINE and with OpenSSL's
+    reason: a missing file, a key that is not the certificate's, a bad
+    min_version, unknown ciphers, tls on a UDP listener;
+  * with 2 workers, echo over TLS (verified against the CA, 200 round
+    trips on new connections, so both workers serve); ALPN; SNI picks the
+    *.b.example certificate; close_notify is sent (a ragged EOF would
+    raise SSLEOFError);
+  * failures counted by kind: TLS 1.1 refused (tls_version_errors), a
+    client that does not trust the CA (tls_unknown_ca), a client that
+    never says hello (tls_handshake_timeouts, closed after
+    handshake_timeout) while other clients are served;
+  * session resumption on every worker, TLS 1.2 and 1.3: one session,
+    20 new connections resuming it, tls_resumed grows on both workers;
+  * a reload with new certificate files: new connections get the new
+    certificate, a connection opened before keeps working; a session from
+    before one reload still resumes (previous ticket key), after a second
+    one it no longer does;
+  * https with the http protocol: /hello, and a 1 MiB file byte for byte
+    and a range of it (the file goes through the TLS staging buffer, or
+    sendfile with kernel TLS where the kernel has it: tls_ktls).
+"""
+
+import hashlib
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True    # no __pycache__ in the source tree
+import weftlib as W  # noqa: E402
+
+DEADLINE = 20.0
+
+
+def openssl(*args, cwd):
+    p = subprocess.run(["openssl"] + list(args), cwd=cwd,
+                       capture_output=True, timeout=60)
+    W.check(p.returncode == 0, "openssl %s: %s"
+            % (" ".join(args), p.stderr.decode(errors="replace")))
+
+
+def make_certs(d, serial_tag=""):
+    """CA, server (127.0.0.1), b (*.b.example) and an untrusted CA."""
+    if not shutil.which("openssl"):
+        raise W.Skip("no openssl command")
+    for ca in ("ca", "other"):
+        if not os.path.exists(os.path.join(d, ca + ".pem")):
+            openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-keyout", ca + ".key", "-out", ca + ".pem", "-subj",
+                    "/CN=weft test %s" % ca, cwd=d)
+    for name, cn, san in (("server", "127.0.0.1", "IP:127.0.0.1"),
+                          ("b", "x.b.example", "DNS:*.b.example")):
+        openssl("req", "-newkey", "ec", "-pkeyopt",
+                "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                name + ".key", "-out", name + ".csr", "-subj",
+                "/CN=%s%s" % (cn, serial_tag), cwd=d)
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("subjectAltName=%s\n" % san)
+        openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem",
+                "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+                "-extfile", name + ".ext", "-out", name + ".pem", cwd=d)
+
+
+def client_ctx(d, version=None, trust="ca"):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(d, trust + ".pem"))
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    return ctx
+
+
+def tls_connect(port, ctx, host="127.0.0.1", session=None, **kw):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=W.IO_TIMEOUT)
+    return ctx.wrap_socket(raw, server_hostname=host, session=session, **kw)
+
+
+def echo_once(s, data):
+    s.sendall(data)
+    got = b""
+    while len(got) < len(data):
+        chunk = s.recv(65536)
+        W.check(chunk, "echo: closed after %d bytes" % len(got))
+        got += chunk
+    W.check(got == data, "echo: wrong bytes back")
+
+
+def stats(d):
+    st = W.ctl_json(os.path.join(d.tmpdir, "weft.sock"), "stats")
+    return st
+
+
+def listener_stat(d, name, field):
+    for l in stats(d)["listeners"]:
+        if l["name"] == name:
+            return l[field]
+    raise W.TestFailure("no listener %s" % name)
+
+
+def config(d, echo, web, extra=""):
+    return ("workers = 2;\ncpu_affinity = false;\n"
+            "listeners = (\n"
+            '  { name = "tls-echo"; listen = "127.0.0.1:%d"; protocol = "echo";'
+            ' defer_accept = 0;'
+            '\n    tls = { cert = "%s/server.pem"; key = "%s/server.key";'
+            ' alpn = ("echo", "http/1.1"); handshake_timeout = 500;%s\n'
+            '      sni = ( { names = ("*.b.example"); cert = "%s/b.pem";'
+            ' key = "%s/b.key"; } ); }; },\n'
+            '  { name = "tls-web"; listen = "127.0.0.1:%d"; protocol = "http";'
+            '\n    tls = { cert = "%s/server.pem"; key = "%s/server.key"; };\n'
+            '    http = { root = "%s/www"; routes = ( { path = "/hello";'
+            ' body = "Hello, TLS"; } ); }; }\n'
+            ");\n" % (echo, d, d, extra, d, d, web, d, d, d))
+
+
+def refusals(d):
+    cases = {
+        "missing file": ('cert = "%s/nope.pem"; key = "%s/server.key";',
+                         "No such file or directory"),
+        "wrong key": ('cert = "%s/server.pem"; key = "%s/b.key";',
+                      "mismatch"),
+        "bad version": ('cert = "%s/server.pem"; key = "%s/server.key"; '
+                        'min_version = "SSLv3";', "min_version"),
+        "bad ciphers": ('cert = "%s/server.pem"; key = "%s/server.key"; '
+                        'ciphers = "NOPE";', "no cipher match"),
+    }
+    for name, (tls, want) in cases.items():
+        tls = tls.replace("%s", d)
+        conf = ("workers = 1;\nlisteners = (\n"
+                '  { name = "x"; listen = "127.0.0.1:1"; protocol = "echo";\n'
+                "    tls = { %s }; }\n);\n" % tls)
+        path = os.path.join(d, "bad.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        p = subprocess.run([W.weftd_path(), "-t", "-c", path],
+                           capture_output=True, timeout=30)
+        err = p.stderr.decode(errors="replace")
+        W.check(p.returncode != 0 and ("bad.conf:4:" in err) and want in err,
+                "%s: exit %d, %r" % (name, p.returncode, err))
+    conf = ("workers = 1;\nlisteners = (\n"
+            '  { name = "x"; listen = "udp://127.0.0.1:1"; protocol = "echo";'
+            '\n    tls = { cert = "%s/server.pem"; key = "%s/server.key"; };'
+            " }\n);\n" % (d, d))
+    path = os.path.join(d, "bad.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    p = subprocess.run([W.weftd_path(), "-t", "-c", path],
+                       capture_output=True, timeout=30)
+    W.check(p.returncode != 0 and b"only on TCP" in p.stderr,
+            "tls on UDP: %r" % p.stderr)
+    W.log("ok   weftd -t refuses bad tls groups at FILE:LINE with the reason")
+
+
+def basics(d, port):
+    ctx = client_ctx(d.certs)
+    ctx.set_alpn_protocols(["echo"])
+    for i in range(200):
+        with tls_connect(port, ctx) as s:
+            echo_once(s, b"round %d\n" % i)
+            if i == 0:
+                W.check(s.selected_alpn_protocol() == "echo",
+                        "ALPN: %r" % s.selected_alpn_protocol())
+    per = [w["tls_handshakes"] for w in stats(d)["workers"]]
+    W.check(len(per) == 2 and min(per) > 0, "handshakes per worker %r" % per)
+    with tls_connect(port, client_ctx(d.certs), host="x.b.example") as s:
+        cn = dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
+        W.check(cn.startswith("x.b.example"), "SNI gave %r" % cn)
+        echo_once(s, b"sni\n")
+    W.log("ok   echo over TLS on both workers %r, ALPN, SNI" % per)
+
+
+def close_notify(d, web):
+    s = tls_connect(web, client_ctx(d.certs), suppress_ragged_eofs=False)
+    s.sendall(b"GET /hello HTTP/1.0\r\nHost: x\r\n\r\n")
+    got = b""
+    while True:
+        chunk = s.recv(65536)   # SSLEOFError without close_notify
+        if not chunk:
+            break
+        got += chunk
+    W.check(got.startswith(b"HTTP/1.1 200") and got.endswith(b"Hello, TLS"),
+            "https /hello: %r" % got[:200])
+    s.close()
+    W.log("ok   https answered and closed with close_notify")
+
+
+def failures(d, port):
+    before = {f: listener_stat(d, "tls-echo", f)
+              for f in ("tls_version_errors", "tls_unknown_ca",
+                        "tls_handshake_timeouts")}
+    old = client_ctx(d.certs, ssl.TLSVersion.TLSv1_1)
+    old.set_ciphers("DEFAULT:@SECLEVEL=0")
+    try:
+        tls_connect(port, old).close()
+        raise W.TestFailure("a TLS 1.1 handshake succeeded")
+    except ssl.SSLError:
+        pass
+    try:
+        tls_connect(port, client_ctx(d.certs, trust="other")).close()
+        raise W.TestFailure("a client that does not trust the CA connected")
+    except ssl.SSLCertVerificationError:
+        pass
+    mute = socket.create_connection(("127.0.0.1", port), timeout=W.IO_TIMEOUT)
+    t0 = time.monotonic()
+    with tls_connect(port, client_ctx(d.certs)) as s:
+        echo_once(s, b"served meanwhile\n")
+    mute.settimeout(DEADLINE)
+    W.check(mute.recv(1) == b"", "the silent client was not closed")
+    waited = time.monotonic() - t0
+    W.check(0.3 < waited < 10, "closed after %.2f s, handshake_timeout is "
+            "0.5 s" % waited)
+    mute.close()
+
+    def counted():
+        now = {f: listener_stat(d, "tls-echo", f) for f in before}
+        return now if all(now[f] > before[f] for f in now) else None
+    now = W.wait_for(counted, DEADLINE, "the failures to be counted")
+    W.log("ok   failures counted by kind %r; the silent client was closed "
+          "after %.2f s" % (now, waited))
+
+
+def resumption(d, port):
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = client_ctx(d.certs, version)
+        before = [w["tls_resumed"] for w in stats(d)["workers"]]
+        with tls_connect(port, ctx) as s:
+            echo_once(s, b"first\n")    # TLS 1.3: the ticket comes after
+            sess = s.session
+        reused = 0
+        for i in range(20):
+            with tls_connect(port, ctx, session=sess) as s:
+                echo_once(s, b"again\n")
+                reused += s.session_reused
+        after = [w["tls_resumed"] for w in stats(d)["workers"]]
+        W.check(reused == 20, "%s: %d of 20 resumed" % (version.name, reused))
+        W.check(all(a > b for a, b in zip(after, before)),
+                "%s: resumed per worker %r -> %r: not on both workers"
+                % (version.name, before, after))
+        W.log("ok   %s: 20 of 20 resumed, on both workers (%r)"
+              % (version.name, [a - b for a, b in zip(after, before)]))
+
+
+def cert_fingerprint(s):
+    return hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest()
+
+
+def reload_rotation(d, port):
+    sock = os.path.join(d.tmpdir, "weft.sock")
+    ctx = client_ctx(d.certs, ssl.TLSVersion.TLSv1_2)
+    with tls_connect(port, ctx) as s:
+        echo_once(s, b"x\n")
+        sess, fp_old = s.session, cert_fingerprint(s)
+    kept = tls_connect(port, client_ctx(d.certs))
+    echo_once(kept, b"before the reload\n")
+    make_certs(d.certs, serial_tag=" renewed")
+    rc, out, err = W.weftctl(sock, "reload")
+    W.check(rc == 0, "reload: %s %s" % (out, err))
+    with tls_connect(port, ctx, session=sess) as s:
+        echo_once(s, b"y\n")
+        W.check(s.session_reused, "a session from before one reload did not "
+                "resume (previous ticket key)")
+    fps = set()
+    for i in range(10):
+        with tls_connect(port, client_ctx(d.certs)) as s:
+            fps.add(cert_fingerprint(s))
+    W.check(fps and fp_old not in fps, "the old certificate after a reload")
+    echo_once(kept, b"the old connection still works\n")
+    kept.close()
+    rc, out, err = W.weftctl(sock, "reload")
+    W.check(rc == 0, "second reload: %s %s" % (out, err))
+    with tls_connect(port, ctx, session=sess) as s:
+        echo_once(s, b"z\n")
+        W.check(not s.session_reused, "a ticket two rotations old resumed")
+    W.log("ok   reload: new certificate served, old connection kept, "
+          "tickets valid for one rotation")
+
+
+def https_files(d, web):
+    ctx = client_ctx(d.certs)
+    blob = os.urandom(1 << 20)
+    with open(os.path.join(d.certs, "www", "blob.bin"), "wb") as f:
+        f.write(blob)
+
+    def get(req):
+        s = tls_connect(web, ctx)
+        s.sendall(req)
+        got = b""
+        while True:
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        head, _, body = got.partition(b"\r\n\r\n")
+        return head, body
+    head, body = get(b"GET /blob.bin HTTP/1.0\r\nHost: x\r\n\r\n")
+    W.check(head.startswith(b"HTTP/1.1 200") and body == blob,
+            "1 MiB over https: %r, %d bytes" % (head[:40], len(body)))
+    head, body = get(b"GET /blob.bin HTTP/1.0\r\nHost: x\r\n"
+                     b"Range: bytes=1000-200999\r\n\r\n")
+    W.check(head.startswith(b"HTTP/1.1 206") and body == blob[1000:201000],
+            "range over https: %r" % head[:40])
+    ktls = listener_stat(d, "tls-web", "tls_ktls")
+    W.log("ok   https: a 1 MiB file and a range of it, byte for byte "
+          "(kernel TLS on %d connections)" % ktls)
+
+
+def main():
+    certs = W.make_tmpdir()
+    make_certs(certs)
+    os.mkdir(os.path.join(certs, "www"))
+    refusals(certs)
+    echo, web = W.free_port("tcp"), W.free_port("tcp")
+    with W.Weftd(config(certs, echo, web)) as d:
+        d.certs = certs
+        d.wait_workers(2)
+        W.wait_for(lambda: W.tcp_answers(echo) and W.tcp_answers(web)
+                   or None, DEADLINE, "the TLS ports")
+        basics(d, echo)
+        close_notify(d, web)
+        failures(d, echo)
+        resumption(d, echo)
+        https_files(d, web)
+        reload_rotation(d, echo)
+
+
+if __name__ == "__main__":
+    W.run(main)

@@ -1,0 +1,413 @@
+/*
+ * TLS beneath a stream connection (server side): the handshake, reading
+ * and writing through OpenSSL on the connection's own socket, inside the
+ * worker's libev loop. worker/conn.c calls in here wherever it would read,
+ * write or close the socket of a connection that has c->tls; a protocol
+ * never knows.
+ *
+ * Non-blocking rules. SSL_do_handshake, SSL_read and SSL_write each
+ * report what they wait for: SSL_ERROR_WANT_READ or _WANT_WRITE, either
+ * of them for any call (a read may need to write, as in a key update, and
+ * a write may need to read). tls->want records it and conn_settle watches
+ * for it. A write that waits is retried with at least the same bytes: the
+ * head of the output queue only grows until it is written, and
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets the copy move.
+ *
+ * Records: queued buffers are gathered into one staging buffer of up to
+ * TLS_RECORD bytes, so many small answers (pipelined HTTP) go out as one
+ * record and one system call; a file segment is read into it with pread.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "shared/log.h"
+#include "shared/tls.h"
+#include "shared/tls_keys.h"
+#include "shared/util.h"
+#include "worker/conn.h"
+#include "worker/tls.h"
+
+#define TLS_RECORD 16384
+#define TLS_IOV_MAX 64
+
+struct tls_conn {
+    SSL *ssl;
+    int want;            /* EV_READ / EV_WRITE the last call waits for */
+    bool handshaken;
+    bool ktls_send;      /* the kernel encrypts what we send: sendfile */
+    bool failed;         /* no close_notify after a fatal error */
+    ev_timer timer;      /* the handshake's deadline */
+    struct weft_conn *c;
+};
+
+/* The staging buffer of every connection of the worker (one at a time). */
+static unsigned char stage[TLS_RECORD];
+
+static void tls_handshake_timeout_cb(struct ev_loop *loop, ev_timer *t,
+                                     int revents);
+
+/* ---- listener set-up ---------------------------------------------------- */
+
+/* The ticket keys the supervisor shares and rotates. */
+static struct tls_keys *ticket_keys;
+
+/*
+ * Session tickets with the shared keys: encrypt with the current one;
+ * decrypt with the current (1) or the previous (2: OpenSSL then issues a
+ * fresh ticket); an unknown name (0) means a full handshake.
+ */
+static int tls_ticket_cb(SSL *ssl, unsigned char *key_name,
+                         unsigned char *iv, EVP_CIPHER_CTX *ectx,
+                         EVP_MAC_CTX *hctx, int enc)
+{
+    struct tls_ticket_key keys[2];
+    const struct tls_ticket_key *k = &keys[0];
+    OSSL_PARAM params[3];
+    int rc = 1;
+
+    (void)ssl;
+    tls_keys_read(ticket_keys, &keys[0], &keys[1]);
+    if (enc) {
+        if (RAND_bytes(iv, 16) != 1)
+            rc = -1;
+        else
+            memcpy(key_name, k->name, sizeof(k->name));
+    } else if (memcmp(key_name, keys[0].name, sizeof(k->name)) == 0) {
+        rc = 1;
+    } else if (memcmp(key_name, keys[1].name, sizeof(k->name)) == 0) {
+        k = &keys[1];
+        rc = 2;
+    } else {
+        rc = 0;
+    }
+    if (rc > 0) {
+        params[0] = OSSL_PARAM_construct_octet_string(
+            OSSL_MAC_PARAM_KEY, (void *)k->hmac, sizeof(k->hmac));
+        params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                     (char *)"SHA256", 0);
+        params[2] = OSSL_PARAM_construct_end();
+        if ((enc ? EVP_EncryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, k->aes,
+                                      iv)
+                 : EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, k->aes,
+                                      iv)) != 1 ||
+            EVP_MAC_CTX_set_params(hctx, params) != 1)
+            rc = -1;
+    }
+    OPENSSL_cleanse(keys, sizeof(keys));
+    return rc;
+}
+
+/* SNI: switch to the certificate of the entry naming the host. */
+static int tls_servername_cb(SSL *ssl, int *alert, void *arg)
+{
+    const struct tls_conf *t = arg;
+    const char *host = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    const struct tls_sni *e;
+
+    (void)alert;
+    if (host == NULL || (e = tls_sni_find(t, host)) == NULL)
+        return SSL_TLSEXT_ERR_OK; /* the listener's own certificate */
+    SSL_set_SSL_CTX(ssl, e->ctx);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* ALPN: the first of our protocols the client offers. */
+static int tls_alpn_cb(SSL *ssl, const unsigned char **out,
+                       unsigned char *outlen, const unsigned char *in,
+                       unsigned inlen, void *arg)
+{
+    const struct tls_conf *t = arg;
+    unsigned char *sel;
+
+    (void)ssl;
+    if (SSL_select_next_proto(&sel, outlen, t->alpn, (unsigned)t->alpn_len,
+                              in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void tls_ctx_setup(SSL_CTX *ctx, const struct tls_conf *t)
+{
+    /* Tickets only: a session cache of one worker resumes nowhere else. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (ticket_keys != NULL)
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, tls_ticket_cb);
+    if (t->nsni > 0) {
+        SSL_CTX_set_tlsext_servername_callback(ctx, tls_servername_cb);
+        SSL_CTX_set_tlsext_servername_arg(ctx, (void *)t);
+    }
+    if (t->alpn != NULL)
+        SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, (void *)t);
+}
+
+void tls_listener_setup(const struct tls_conf *t, struct tls_keys *keys)
+{
+    ticket_keys = keys;
+    tls_ctx_setup(t->ctx, t);
+    /* After SSL_set_SSL_CTX the ALPN callback of the new context runs. */
+    for (size_t i = 0; i < t->nsni; i++)
+        tls_ctx_setup(t->sni[i].ctx, t);
+}
+
+const struct tls_sni *tls_sni_find(const struct tls_conf *t, const char *host)
+{
+    const char *dot = strchr(host, '.');
+
+    for (size_t i = 0; i < t->nsni; i++)
+        for (size_t k = 0; k < t->sni[i].nnames; k++) {
+            const char *n = t->sni[i].names[k];
+            if (strcasecmp(n, host) == 0)
+                return &t->sni[i];
+            if (n[0] == '*' && dot != NULL && dot != host &&
+                strcasecmp(n + 1, dot) == 0)
+                return &t->sni[i];
+        }
+    return NULL;
+}
+
+/* ---- one connection ---------------------------------------------------- */
+
+int tls_conn_start(struct weft_conn *c, const struct tls_conf *t)
+{
+    struct tls_conn *tc = calloc(1, sizeof(*tc));
+
+    if (tc == NULL || (tc->ssl = SSL_new(t->ctx)) == NULL ||
+        SSL_set_fd(tc->ssl, c->io.fd) != 1) {
+        if (tc != NULL)
+            SSL_free(tc->ssl);
+        free(tc);
+        ERR_clear_error();
+        return -1;
+    }
+    SSL_set_accept_state(tc->ssl);
+    tc->c = c;
+    tc->want = EV_READ;
+    ev_timer_init(&tc->timer, tls_handshake_timeout_cb,
+                  t->handshake_timeout / 1000.0, 0);
+    ev_timer_start(worker_self->loop, &tc->timer);
+    c->tls = tc;
+    return 0;
+}
+
+void tls_conn_free(struct weft_conn *c)
+{
+    struct tls_conn *tc = c->tls;
+
+    if (tc == NULL)
+        return;
+    ev_timer_stop(worker_self->loop, &tc->timer);
+    /* close_notify, once, without waiting for the peer's. */
+    if (tc->handshaken && !tc->failed)
+        SSL_shutdown(tc->ssl);
+    SSL_free(tc->ssl);
+    ERR_clear_error();
+    free(tc);
+    c->tls = NULL;
+}
+
+int tls_want(const struct weft_conn *c)
+{
+    return c->tls->want;
+}
+
+bool tls_handshaken(const struct weft_conn *c)
+{
+    return c->tls->handshaken;
+}
+
+/* Which failure kind a handshake error is, for the stats. */
+static enum stats_field tls_failure_kind(unsigned long e)
+{
+    switch (ERR_GET_REASON(e)) {
+    case SSL_R_UNSUPPORTED_PROTOCOL:
+    case SSL_R_WRONG_VERSION_NUMBER:
+    case SSL_R_TLSV1_ALERT_PROTOCOL_VERSION:
+    case SSL_R_VERSION_TOO_LOW:
+        return STAT_tls_version_errors;
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+        return STAT_tls_unknown_ca;
+    default:
+        return STAT_tls_handshake_errors;
+    }
+}
+
+/*
+ * What a failed call (rc <= 0) of OpenSSL means: 1 to wait (tc->want
+ * set), 0 for a clean end (close_notify or EOF), -1 for an error.
+ */
+static int tls_result(struct tls_conn *tc, int rc)
+{
+    int err = SSL_get_error(tc->ssl, rc);
+
+    switch (err) {
+    case SSL_ERROR_WANT_READ:
+        tc->want = EV_READ;
+        return 1;
+    case SSL_ERROR_WANT_WRITE:
+        tc->want = EV_WRITE;
+        return 1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        tc->failed = true;
+        if (ERR_peek_error() == 0 && (errno == 0 || errno == ECONNRESET))
+            return errno == 0 ? 0 : -1;
+        return -1;
+    default:
+        tc->failed = true;
+        return -1;
+    }
+}
+
+int tls_handshake(struct weft_conn *c)
+{
+    struct tls_conn *tc = c->tls;
+    struct stats_row *st = conn_stats(c);
+    int rc = SSL_do_handshake(tc->ssl);
+
+    if (rc == 1) {
+        tc->handshaken = true;
+        tc->want = 0;
+        ev_timer_stop(worker_self->loop, &tc->timer);
+        stats_add(st, STAT_tls_handshakes, 1);
+        tc->ktls_send = BIO_get_ktls_send(SSL_get_wbio(tc->ssl)) > 0;
+        if (tc->ktls_send)
+            stats_add(st, STAT_tls_ktls, 1);
+        if (SSL_session_reused(tc->ssl))
+            stats_add(st, STAT_tls_resumed, 1);
+        return 1;
+    }
+    switch (tls_result(tc, rc)) {
+    case 1:
+        return 0;
+    case 0:
+        /* Closed before the handshake ended (a port probe). */
+        stats_add(st, STAT_tls_handshake_errors, 1);
+        break;
+    default:
+        stats_add(st, tls_failure_kind(ERR_peek_error()), 1);
+        log_debug("%s: %s: handshake: %s", __func__, c->ln->conf->name,
+                  ERR_reason_error_string(ERR_peek_error()));
+        break;
+    }
+    ERR_clear_error();
+    return -1;
+}
+
+static void tls_handshake_timeout_cb(struct ev_loop *loop, ev_timer *t,
+                                     int revents)
+{
+    struct tls_conn *tc = container_of(t, struct tls_conn, timer);
+
+    (void)loop;
+    (void)revents;
+    stats_add(conn_stats(tc->c), STAT_tls_handshake_timeouts, 1);
+    tc->failed = true;
+    conn_handshake_failed(tc->c);
+}
+
+ssize_t tls_read(struct weft_conn *c, void *buf, size_t len)
+{
+    struct tls_conn *tc = c->tls;
+    int n = SSL_read(tc->ssl, buf, (int)WEFT_MIN(len, (size_t)INT32_MAX));
+
+    if (n > 0) {
+        tc->want = 0;
+        return n;
+    }
+    switch (tls_result(tc, n)) {
+    case 1:
+        errno = EAGAIN;
+        return -1;
+    case 0:
+        return 0;
+    default:
+        ERR_clear_error();
+        errno = ECONNRESET;
+        return -1;
+    }
+}
+
+bool tls_pending(const struct weft_conn *c)
+{
+    return SSL_has_pending(c->tls->ssl) == 1;
+}
+
+/*
+ * Gather the head of the queue into the staging buffer: memory buffers
+ * up to the next file segment, or a piece of that file. Returns the bytes,
+ * or -1 with errno from pread.
+ */
+static ssize_t tls_gather(struct weft_conn *c)
+{
+    struct iovec iov[TLS_IOV_MAX];
+    size_t len = 0, flen;
+    int fd;
+    off_t off;
+
+    if (outq_head_file(&c->out, &fd, &off, &flen)) {
+        ssize_t n = pread(fd, stage, WEFT_MIN(flen, sizeof(stage)), off);
+        if (n == 0)
+            errno = EIO; /* shorter than promised */
+        return n > 0 ? n : -1;
+    }
+    int cnt = outq_iov(&c->out, iov, TLS_IOV_MAX);
+    for (int i = 0; i < cnt && len < sizeof(stage); i++) {
+        size_t n = WEFT_MIN(iov[i].iov_len, sizeof(stage) - len);
+        memcpy(stage + len, iov[i].iov_base, n);
+        len += n;
+    }
+    return (ssize_t)len;
+}
+
+/* With kernel TLS a file goes out as with plain TCP: no copy through us. */
+static ssize_t tls_sendfile(struct weft_conn *c, int fd, off_t off,
+                            size_t len)
+{
+    struct tls_conn *tc = c->tls;
+    ossl_ssize_t n = SSL_sendfile(tc->ssl, fd, off, len, 0);
+
+    if (n > 0)
+        return n;
+    if (n == 0)
+        errno = EIO;
+    else if (tls_result(tc, (int)n) == 1)
+        return 0;
+    ERR_clear_error();
+    return -1;
+}
+
+ssize_t tls_write_queue(struct weft_conn *c)
+{
+    struct tls_conn *tc = c->tls;
+    ssize_t len;
+    size_t flen;
+    int n, fd;
+    off_t off;
+
+    if (tc->ktls_send && outq_head_file(&c->out, &fd, &off, &flen))
+        return tls_sendfile(c, fd, off, flen);
+    if ((len = tls_gather(c)) <= 0)
+        return -1;
+    n = SSL_write(tc->ssl, stage, (int)len);
+    if (n > 0) {
+        tc->want = 0;
+        return n;
+    }
+    if (tls_result(tc, n) == 1)
+        return 0;
+    ERR_clear_error();
+    errno = EPIPE;
+    return -1;
+}

@@ -1,0 +1,51 @@
+/*
+ * TLS beneath a stream connection (worker/tls.c), for worker/conn.c.
+ */
+#ifndef WEFT_WORKER_TLS_H
+#define WEFT_WORKER_TLS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct weft_conn;
+struct tls_conf;
+
+struct tls_keys;
+
+/*
+ * A listener's contexts, once per worker: SNI and ALPN callbacks, and
+ * session tickets with the shared keys (NULL: OpenSSL's own, per worker).
+ */
+void tls_listener_setup(const struct tls_conf *t, struct tls_keys *keys);
+
+/* Server side on c's socket, handshake to come. 0, or -1 (no memory). */
+int tls_conn_start(struct weft_conn *c, const struct tls_conf *t);
+
+/* Send close_notify when the session is sound, then free (c->tls NULL). */
+void tls_conn_free(struct weft_conn *c);
+
+/* One handshake step: 1 done, 0 waiting (see tls_want), -1 failed
+ * (counted). */
+int tls_handshake(struct weft_conn *c);
+
+/* EV_READ or EV_WRITE the connection's TLS waits for, or 0. */
+int tls_want(const struct weft_conn *c);
+
+bool tls_handshaken(const struct weft_conn *c);
+
+/* As read(2): bytes, 0 at the end, -1 with errno (EAGAIN: see tls_want). */
+ssize_t tls_read(struct weft_conn *c, void *buf, size_t len);
+
+/* Decrypted bytes wait in OpenSSL: read again before polling. */
+bool tls_pending(const struct weft_conn *c);
+
+/*
+ * One TLS write of the head of c's queue. Returns the bytes of the queue
+ * written (to consume), 0 when waiting (see tls_want), -1 with errno.
+ */
+ssize_t tls_write_queue(struct weft_conn *c);
+
+/* worker/conn.c: the handshake of c failed or timed out: drop it. */
+void conn_handshake_failed(struct weft_conn *c);
+
+#endif
