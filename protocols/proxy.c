@@ -10,8 +10,11 @@
  * relayed both ways with backpressure, and a half-close on one side is
  * passed on as a half-close on the other. Written against weft.h alone.
  */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "protocols/registry.h"
 
@@ -21,6 +24,8 @@
 /* What configure builds: plain data, read-only in the workers. */
 struct proxy_conf {
     unsigned connect_timeout; /* ms */
+    bool upstream_tls;        /* TLS to the upstreams */
+    struct weft_tls_client tls; /* its options; strings owned */
     unsigned n;               /* upstreams, at least 1 */
     char *upstreams[];        /* "HOST:PORT", owned */
 };
@@ -71,7 +76,38 @@ static void proxy_unconfigure(void *arg)
         return;
     for (unsigned i = 0; i < conf->n; i++)
         free(conf->upstreams[i]);
+    free((char *)conf->tls.ca_file);
+    free((char *)conf->tls.server_name);
     free(conf);
+}
+
+/*
+ * upstream_tls, upstream_ca, upstream_server_name, upstream_verify into
+ * conf. Returns 0, or -1 after reporting.
+ */
+static int proxy_configure_tls(struct weft_settings *s,
+                               struct proxy_conf *conf)
+{
+    const char *ca, *name;
+    int on, verify;
+
+    if (weft_settings_bool(s, "upstream_tls", 0, &on) == -1 ||
+        weft_settings_string(s, "upstream_ca", NULL, &ca) == -1 ||
+        weft_settings_string(s, "upstream_server_name", NULL, &name) == -1 ||
+        weft_settings_bool(s, "upstream_verify", 1, &verify) == -1)
+        return -1;
+    conf->upstream_tls = on;
+    conf->tls.no_verify = !verify;
+    if (ca != NULL && access(ca, R_OK) == -1) {
+        weft_settings_error(s, "upstream_ca", "%s: %s", ca, strerror(errno));
+        return -1;
+    }
+    if ((ca != NULL && (conf->tls.ca_file = strdup(ca)) == NULL) ||
+        (name != NULL && (conf->tls.server_name = strdup(name)) == NULL)) {
+        weft_settings_error(s, NULL, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 /*
@@ -100,6 +136,8 @@ static void *proxy_configure(struct weft_settings *s)
     if (conf == NULL)
         goto nomem;
     conf->connect_timeout = (unsigned)timeout;
+    if (proxy_configure_tls(s, conf) == -1)
+        bad = 1;
     for (int i = 0; i < n; i++) {
         const char *hp = weft_settings_list_item(s, "upstreams", i);
         const char *why = weft_hostport_check(hp);
@@ -168,8 +206,14 @@ static void pair_connect_next(struct pair *p)
     while (p->tried < conf->n) {
         const char *hp = conf->upstreams[(p->first + p->tried) % conf->n];
         p->tried++;
-        if (weft_connect(hp, conf->connect_timeout, &proxy_upstream_protocol,
-                         p, proxy_up_failed) == 0) {
+        int rc = conf->upstream_tls
+                     ? weft_connect_tls(hp, conf->connect_timeout, &conf->tls,
+                                        &proxy_upstream_protocol, p,
+                                        proxy_up_failed)
+                     : weft_connect(hp, conf->connect_timeout,
+                                    &proxy_upstream_protocol, p,
+                                    proxy_up_failed);
+        if (rc == 0) {
             p->state = UP_CONNECTING;
             return;
         }

@@ -392,25 +392,42 @@ static void conn_tls_step(struct weft_conn *c)
 {
     int rc = tls_handshake(c);
 
-    if (rc == -1) {
-        conn_handshake_failed(c);
-        return;
-    }
     if (rc == 0) {
         conn_settle(c);
+        return;
+    }
+    if (c->ln == NULL) {
+        /* Outgoing: the connection attempt ends here, either way. */
+        connect_tls_done(c, rc == 1 ? NULL : tls_error(c));
+        return;
+    }
+    if (rc == -1) {
+        conn_handshake_failed(c);
         return;
     }
     if (c->ln->conf->idle_timeout > 0)
         weft_conn_set_idle_timeout(c, (unsigned)c->ln->conf->idle_timeout);
     conn_made(c);
-    /* Bytes the client sent with its last handshake flight may already
+    conn_tls_pending(c);
+}
+
+void conn_tls_pending(struct weft_conn *c)
+{
+    /* Bytes the peer sent with its last handshake flight may already
      * be decrypted, where no poll sees them. */
-    if (c->state == CONN_OPEN && c->tls != NULL && tls_pending(c)) {
+    if (c->state == CONN_OPEN && c->tls != NULL && tls_pending(c) &&
+        !c->busy) {
         c->busy = 1;
         conn_read(c);
         c->busy = 0;
         conn_settle(c);
     }
+}
+
+void conn_tls_handshake(struct weft_conn *c)
+{
+    c->state = CONN_HANDSHAKE;
+    conn_tls_step(c);
 }
 
 void conn_handshake_failed(struct weft_conn *c)
@@ -548,8 +565,7 @@ void conn_new(struct weft_listener *ln, int fd)
             conn_handshake_failed(c);
             return;
         }
-        c->state = CONN_HANDSHAKE;
-        conn_tls_step(c); /* TCP_DEFER_ACCEPT: the hello may be here */
+        conn_tls_handshake(c); /* TCP_DEFER_ACCEPT: the hello is here */
         return;
     }
     if (ln->conf->idle_timeout > 0)

@@ -73,6 +73,16 @@ void connect_done(struct weft_conn *c, int err);
 /* c is connected: run its protocol's connection_made. */
 void conn_connected(struct weft_conn *c, void *data);
 
+/* Start the TLS handshake of c (its tls set); the step that ends it
+ * makes the connection (or, outgoing, calls connect_tls_done). */
+void conn_tls_handshake(struct weft_conn *c);
+
+/* After connection_made on a TLS connection: read what OpenSSL holds. */
+void conn_tls_pending(struct weft_conn *c);
+
+/* worker/connect.c: the TLS handshake of outgoing c ended (err: why not). */
+void connect_tls_done(struct weft_conn *c, const char *err);
+
 /* Drop a connection that never connected; its protocol is not told. */
 void conn_discard(struct weft_conn *c);
 

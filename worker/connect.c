@@ -14,6 +14,7 @@
 #include "shared/log.h"
 #include "shared/util.h"
 #include "worker/conn.h"
+#include "worker/tls.h"
 
 #define CONNECT_TIMEOUT_DEFAULT_MS 30000
 
@@ -30,6 +31,10 @@ struct connect_req {
     struct resolve_result addrs;
     int next;             /* next address to try */
     const char *err;      /* why the last attempt failed */
+    bool tls;             /* a TLS handshake follows the connect */
+    bool no_verify;
+    char *ca_file;        /* owned; NULL: the system's store */
+    char *server_name;    /* owned: SNI and the name to check */
 };
 
 static void req_free(struct connect_req *req)
@@ -42,6 +47,8 @@ static void req_free(struct connect_req *req)
     if (req->c != NULL)
         conn_discard(req->c);
     LIST_REMOVE(req, link);
+    free(req->ca_file);
+    free(req->server_name);
     free(req);
 }
 
@@ -108,6 +115,20 @@ static int req_try_next(struct connect_req *req)
     return -1;
 }
 
+/* c is ready for the caller's protocol: hand it over, forget req. */
+static void connect_succeeded(struct connect_req *req, struct weft_conn *c)
+{
+    void *arg = req->arg;
+    struct weft_reconnector *rc = req->rc;
+
+    req->c = NULL;
+    req_free(req);
+    c->rc = rc;
+    if (rc != NULL)
+        reconnect_connected(rc, c);
+    conn_connected(c, arg);
+}
+
 void connect_done(struct weft_conn *c, int err)
 {
     struct connect_req *req = weft_conn_data(c);
@@ -120,14 +141,33 @@ void connect_done(struct weft_conn *c, int err)
             req_fail(req, req->err);
         return;
     }
-    void *arg = req->arg;
-    struct weft_reconnector *rc = req->rc;
-    req->c = NULL;
-    req_free(req);
-    c->rc = rc;
-    if (rc != NULL)
-        reconnect_connected(rc, c);
-    conn_connected(c, arg);
+    if (req->tls) {
+        const char *why;
+        if (tls_client_start(c, req->ca_file, req->no_verify,
+                             req->server_name, &why) == -1) {
+            req->c = NULL;
+            conn_discard(c);
+            req_fail(req, why);
+            return;
+        }
+        conn_tls_handshake(c); /* connect_tls_done follows */
+        return;
+    }
+    connect_succeeded(req, c);
+}
+
+void connect_tls_done(struct weft_conn *c, const char *err)
+{
+    struct connect_req *req = weft_conn_data(c);
+
+    if (err != NULL) {
+        req->c = NULL;
+        conn_discard(c);
+        req_fail(req, err);
+        return;
+    }
+    connect_succeeded(req, c);
+    conn_tls_pending(c);
 }
 
 static void req_resolved(void *p, const struct resolve_result *r)
@@ -159,6 +199,7 @@ static int literal_addr(const char *hostport, struct resolve_result *r)
 }
 
 struct connect_req *connect_start(const char *hostport, unsigned timeout_ms,
+                                  const struct weft_tls_client *tls,
                                   const struct weft_protocol *proto,
                                   void *arg, connect_failed_fn failed,
                                   void *failed_arg,
@@ -184,6 +225,19 @@ struct connect_req *connect_start(const char *hostport, unsigned timeout_ms,
     req->failed = failed;
     req->failed_arg = failed_arg;
     req->rc = rc;
+    if (tls != NULL) {
+        req->tls = true;
+        req->no_verify = tls->no_verify != 0;
+        req->ca_file = tls->ca_file ? strdup(tls->ca_file) : NULL;
+        req->server_name = strdup(tls->server_name ? tls->server_name : host);
+        if ((tls->ca_file != NULL && req->ca_file == NULL) ||
+            req->server_name == NULL) {
+            free(req->ca_file);
+            free(req->server_name);
+            free(req);
+            return NULL;
+        }
+    }
     LIST_INSERT_HEAD(&w->connecting, req, link);
     double s = (timeout_ms ? timeout_ms : CONNECT_TIMEOUT_DEFAULT_MS) / 1000.0;
     ev_timer_init(&req->timer, req_timer_cb, s, 0);
@@ -208,8 +262,21 @@ int weft_connect(const char *hostport, unsigned timeout_ms,
                  const struct weft_protocol *proto, void *arg,
                  weft_connect_failed_fn failed)
 {
-    return connect_start(hostport, timeout_ms, proto, arg, failed, arg,
+    return connect_start(hostport, timeout_ms, NULL, proto, arg, failed, arg,
                          NULL) == NULL
+               ? -1
+               : 0;
+}
+
+int weft_connect_tls(const char *hostport, unsigned timeout_ms,
+                     const struct weft_tls_client *tls,
+                     const struct weft_protocol *proto, void *arg,
+                     weft_connect_failed_fn failed)
+{
+    static const struct weft_tls_client defaults = {0};
+
+    return connect_start(hostport, timeout_ms, tls ? tls : &defaults, proto,
+                         arg, failed, arg, NULL) == NULL
                ? -1
                : 0;
 }

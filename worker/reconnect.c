@@ -15,6 +15,7 @@ struct weft_reconnector {
     LIST_ENTRY(weft_reconnector) link;
     char *hostport;
     struct weft_reconnect_opts opts;
+    struct weft_tls_client tls; /* opts.tls points here: strings owned */
     const struct weft_protocol *proto;
     void *arg;
     double delay;                /* seconds before the next attempt */
@@ -31,6 +32,8 @@ static void reconnect_free(struct weft_reconnector *r)
         connect_cancel(r->pending);
     LIST_REMOVE(r, link);
     free(r->hostport);
+    free((char *)r->tls.ca_file);
+    free((char *)r->tls.server_name);
     free(r);
 }
 
@@ -39,8 +42,8 @@ static void reconnect_failed(void *p, const char *err);
 /* Start an attempt; 0, or -1 when it could not even start. */
 static int reconnect_attempt(struct weft_reconnector *r)
 {
-    r->pending = connect_start(r->hostport, r->opts.timeout_ms, r->proto,
-                               r->arg, reconnect_failed, r, r);
+    r->pending = connect_start(r->hostport, r->opts.timeout_ms, r->opts.tls,
+                               r->proto, r->arg, reconnect_failed, r, r);
     return r->pending != NULL ? 0 : -1;
 }
 
@@ -107,6 +110,21 @@ weft_reconnect_start(const char *hostport,
     }
     if (opts != NULL)
         r->opts = *opts;
+    if (r->opts.tls != NULL) {
+        const struct weft_tls_client *t = r->opts.tls;
+        r->tls.no_verify = t->no_verify;
+        r->tls.ca_file = t->ca_file ? strdup(t->ca_file) : NULL;
+        r->tls.server_name = t->server_name ? strdup(t->server_name) : NULL;
+        r->opts.tls = &r->tls;
+        if ((t->ca_file && !r->tls.ca_file) ||
+            (t->server_name && !r->tls.server_name)) {
+            free((char *)r->tls.ca_file);
+            free((char *)r->tls.server_name);
+            free(r->hostport);
+            free(r);
+            return NULL;
+        }
+    }
     if (r->opts.initial_ms == 0)
         r->opts.initial_ms = 500;
     if (r->opts.max_ms == 0)

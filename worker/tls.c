@@ -17,6 +17,7 @@
  * TLS_RECORD bytes, so many small answers (pipelined HTTP) go out as one
  * record and one system call; a file segment is read into it with pread.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/x509v3.h>
 
 #include "shared/log.h"
 #include "shared/tls.h"
@@ -40,6 +42,7 @@
 
 struct tls_conn {
     SSL *ssl;
+    const char *err;     /* why the handshake failed (static), or NULL */
     int want;            /* EV_READ / EV_WRITE the last call waits for */
     bool handshaken;
     bool ktls_send;      /* the kernel encrypts what we send: sendfile */
@@ -214,6 +217,127 @@ void tls_conn_free(struct weft_conn *c)
     c->tls = NULL;
 }
 
+/* ---- client side --------------------------------------------------------- */
+
+/* Client contexts of this worker, one per (CA file, verify) pair. */
+struct client_ctx {
+    char *ca_file; /* NULL: the system's store */
+    bool no_verify;
+    SSL_CTX *ctx;
+};
+static struct client_ctx *client_ctxs;
+static size_t nclient_ctxs;
+
+static SSL_CTX *client_ctx_new(const char *ca_file, bool no_verify)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_ENABLE_KTLS);
+    SSL_CTX_set_verify(ctx, no_verify ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
+                       NULL);
+    if ((ca_file != NULL
+             ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+             : SSL_CTX_set_default_verify_paths(ctx)) != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/* The worker's context for these options, made at first use. */
+static SSL_CTX *client_ctx_get(const char *ca_file, bool no_verify)
+{
+    struct client_ctx *more;
+
+    for (size_t i = 0; i < nclient_ctxs; i++) {
+        struct client_ctx *cc = &client_ctxs[i];
+        if (cc->no_verify == no_verify &&
+            (cc->ca_file == NULL ? ca_file == NULL
+                                 : ca_file != NULL &&
+                                       strcmp(cc->ca_file, ca_file) == 0))
+            return cc->ctx;
+    }
+    more = realloc(client_ctxs, (nclient_ctxs + 1) * sizeof(*more));
+    if (more == NULL)
+        return NULL;
+    client_ctxs = more;
+    struct client_ctx *cc = &client_ctxs[nclient_ctxs];
+    cc->ca_file = ca_file ? strdup(ca_file) : NULL;
+    cc->no_verify = no_verify;
+    if ((ca_file != NULL && cc->ca_file == NULL) ||
+        (cc->ctx = client_ctx_new(ca_file, no_verify)) == NULL) {
+        free(cc->ca_file);
+        ERR_clear_error();
+        return NULL;
+    }
+    nclient_ctxs++;
+    return cc->ctx;
+}
+
+void tls_client_free_all(void)
+{
+    for (size_t i = 0; i < nclient_ctxs; i++) {
+        free(client_ctxs[i].ca_file);
+        SSL_CTX_free(client_ctxs[i].ctx);
+    }
+    free(client_ctxs);
+    client_ctxs = NULL;
+    nclient_ctxs = 0;
+}
+
+/* name: an IP literal is checked as an address and sent as no SNI. */
+static int client_name(SSL *ssl, const char *name)
+{
+    unsigned char buf[16];
+
+    if (inet_pton(AF_INET, name, buf) == 1 ||
+        inet_pton(AF_INET6, name, buf) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1
+                   ? 0
+                   : -1;
+    return SSL_set_tlsext_host_name(ssl, name) == 1 &&
+                   SSL_set1_host(ssl, name) == 1
+               ? 0
+               : -1;
+}
+
+int tls_client_start(struct weft_conn *c, const char *ca_file,
+                     bool no_verify, const char *name, const char **err)
+{
+    SSL_CTX *ctx = client_ctx_get(ca_file, no_verify);
+    struct tls_conn *tc;
+
+    if (ctx == NULL) {
+        *err = ca_file != NULL ? "TLS: cannot load the CA file"
+                               : "TLS: cannot load the system's CAs";
+        return -1;
+    }
+    if ((tc = calloc(1, sizeof(*tc))) == NULL ||
+        (tc->ssl = SSL_new(ctx)) == NULL ||
+        SSL_set_fd(tc->ssl, c->io.fd) != 1 ||
+        client_name(tc->ssl, name) == -1) {
+        if (tc != NULL)
+            SSL_free(tc->ssl);
+        free(tc);
+        ERR_clear_error();
+        *err = "TLS: out of memory or a bad server name";
+        return -1;
+    }
+    SSL_set_connect_state(tc->ssl);
+    tc->c = c;
+    tc->want = EV_WRITE;
+    /* The connect timeout covers the handshake: no timer of our own. */
+    ev_timer_init(&tc->timer, tls_handshake_timeout_cb, 0, 0);
+    c->tls = tc;
+    return 0;
+}
+
 int tls_want(const struct weft_conn *c)
 {
     return c->tls->want;
@@ -270,6 +394,25 @@ static int tls_result(struct tls_conn *tc, int rc)
     }
 }
 
+/* A static reason for a failed handshake: the verification's, or
+ * OpenSSL's. */
+static const char *tls_reason(struct tls_conn *tc)
+{
+    long v = SSL_get_verify_result(tc->ssl);
+    const char *r;
+
+    if (v != X509_V_OK)
+        return X509_verify_cert_error_string(v);
+    r = ERR_reason_error_string(ERR_peek_error());
+    return r != NULL ? r : "TLS handshake failed";
+}
+
+const char *tls_error(const struct weft_conn *c)
+{
+    return c->tls != NULL && c->tls->err != NULL ? c->tls->err
+                                                 : "TLS handshake failed";
+}
+
 int tls_handshake(struct weft_conn *c)
 {
     struct tls_conn *tc = c->tls;
@@ -297,10 +440,13 @@ int tls_handshake(struct weft_conn *c)
         break;
     default:
         stats_add(st, tls_failure_kind(ERR_peek_error()), 1);
-        log_debug("%s: %s: handshake: %s", __func__, c->ln->conf->name,
-                  ERR_reason_error_string(ERR_peek_error()));
+        tc->err = tls_reason(tc);
+        log_debug("%s: %s: handshake: %s", __func__,
+                  c->ln ? c->ln->conf->name : "outgoing", tc->err);
         break;
     }
+    if (tc->err == NULL)
+        tc->err = "TLS handshake failed: connection closed";
     ERR_clear_error();
     return -1;
 }

@@ -21,6 +21,20 @@ void tls_listener_setup(const struct tls_conf *t, struct tls_keys *keys);
 /* Server side on c's socket, handshake to come. 0, or -1 (no memory). */
 int tls_conn_start(struct weft_conn *c, const struct tls_conf *t);
 
+/*
+ * Client side on c's socket (connected): verify against ca_file (NULL:
+ * the system's store) unless no_verify, for name (SNI and certificate
+ * check). 0, or -1 with a static reason in *err.
+ */
+int tls_client_start(struct weft_conn *c, const char *ca_file,
+                     bool no_verify, const char *name, const char **err);
+
+/* Free the worker's client contexts (worker exit). */
+void tls_client_free_all(void);
+
+/* Why c's handshake failed (static). */
+const char *tls_error(const struct weft_conn *c);
+
 /* Send close_notify when the session is sound, then free (c->tls NULL). */
 void tls_conn_free(struct weft_conn *c);
 

@@ -210,6 +210,7 @@ static void worker_cleanup(struct worker *w)
     }
     timer_free_all(w);
     bus_worker_stop(w);
+    tls_client_free_all();
     resolve_stop(w);
     ev_timer_stop(w->loop, &w->accept_retry);
     ev_timer_stop(w->loop, &w->heartbeat);

@@ -128,11 +128,13 @@ struct connect_req;
 typedef void (*connect_failed_fn)(void *arg, const char *err);
 
 /*
- * weft_connect's engine. On success proto runs on the connection with
+ * weft_connect's engine (over TLS when tls is not NULL; it is copied). On
+ * success proto runs on the connection with
  * data `arg` (and c->rc = rc); on failure failed(failed_arg, reason).
  * Returns the request (cancel it with connect_cancel), or NULL.
  */
 struct connect_req *connect_start(const char *hostport, unsigned timeout_ms,
+                                  const struct weft_tls_client *tls,
                                   const struct weft_protocol *proto,
                                   void *arg, connect_failed_fn failed,
                                   void *failed_arg,

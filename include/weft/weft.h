@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever a struct or a function here changes incompatibly. */
-#define WEFT_ABI_VERSION 3
+#define WEFT_ABI_VERSION 4
 
 struct weft_conn;
 struct weft_udp;
@@ -317,6 +317,29 @@ int weft_connect(const char *hostport, unsigned timeout_ms,
                  weft_connect_failed_fn failed);
 
 /*
+ * TLS for an outgoing connection. The peer's certificate is verified
+ * against ca_file (PEM), or the system's store when it is NULL, and must
+ * name server_name (a host name, or an IP address), or the HOST of
+ * hostport when it is NULL; a host name is also sent as SNI.
+ */
+struct weft_tls_client {
+    const char *ca_file;
+    const char *server_name;
+    int no_verify; /* 1: accept any certificate (tests only) */
+};
+
+/*
+ * weft_connect over TLS (1.2 or 1.3): connection_made comes once the
+ * handshake is done and the certificate verified, within the same
+ * timeout; a failed handshake or verification is reported to failed with
+ * OpenSSL's reason ("certificate verify failed: ..."). tls is copied.
+ */
+int weft_connect_tls(const char *hostport, unsigned timeout_ms,
+                     const struct weft_tls_client *tls,
+                     const struct weft_protocol *proto, void *arg,
+                     weft_connect_failed_fn failed);
+
+/*
  * Check that hostport has the shape weft_connect takes ("HOST:PORT" or
  * "[IPv6]:PORT", port 1..65535), e.g. in a configure hook. Returns NULL,
  * or a static reason. Names are not resolved.
@@ -334,6 +357,7 @@ struct weft_reconnect_opts {
     unsigned timeout_ms; /* per attempt; 0: 30 s */
     unsigned initial_ms; /* 0: 500 ms */
     unsigned max_ms;     /* 0: 60 s */
+    const struct weft_tls_client *tls; /* NULL: plain TCP; else copied */
 };
 
 struct weft_reconnector *

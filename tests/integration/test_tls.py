@@ -19,6 +19,10 @@ and a second CA nobody trusts).
     certificate, a connection opened before keeps working; a session from
     before one reload still resumes (previous ticket key), after a second
     one it no longer does;
+  * the client side, through the proxy protocol to the TLS echo listener:
+    verified against the CA; refused for an untrusted CA and for a name
+    the certificate does not carry (counted in connect_failures);
+    accepted unverified with upstream_verify = false;
   * https with the http protocol: /hello, and a 1 MiB file byte for byte
     and a range of it (the file goes through the TLS staging buffer, or
     sendfile with kernel TLS where the kernel has it: tls_ktls).
@@ -104,9 +108,25 @@ def listener_stat(d, name, field):
     raise W.TestFailure("no listener %s" % name)
 
 
-def config(d, echo, web, extra=""):
+PROXIES = (("px-ok", 'upstream_ca = "%(d)s/ca.pem";'),
+           ("px-untrusted", 'upstream_ca = "%(d)s/other.pem";'),
+           ("px-wrong-name", 'upstream_ca = "%(d)s/ca.pem"; '
+            'upstream_server_name = "wrong.example";'),
+           ("px-no-verify", 'upstream_ca = "%(d)s/other.pem"; '
+            'upstream_verify = false;'))
+
+
+def proxies(d, echo, ports):
+    return "".join(
+        '  { name = "%s"; listen = "127.0.0.1:%d"; protocol = "proxy";\n'
+        '    proxy = { upstreams = ( "127.0.0.1:%d" ); upstream_tls = true;'
+        ' %s }; },\n' % (name, ports[i], echo, opts % {"d": d})
+        for i, (name, opts) in enumerate(PROXIES))
+
+
+def config(d, echo, web, px_ports, extra=""):
     return ("workers = 2;\ncpu_affinity = false;\n"
-            "listeners = (\n"
+            "listeners = (\n" + proxies(d, echo, px_ports) +
             '  { name = "tls-echo"; listen = "127.0.0.1:%d"; protocol = "echo";'
             ' defer_accept = 0;'
             '\n    tls = { cert = "%s/server.pem"; key = "%s/server.key";'
@@ -312,13 +332,42 @@ def https_files(d, web):
           "(kernel TLS on %d connections)" % ktls)
 
 
+def through_proxies(d, ports):
+    """Plain clients, TLS from the proxy to the echo listener."""
+    for (name, _), port in zip(PROXIES, ports):
+        s = socket.create_connection(("127.0.0.1", port), timeout=W.IO_TIMEOUT)
+        s.sendall(b"via %s\n" % name.encode())
+        s.settimeout(DEADLINE)
+        got = b""
+        try:
+            while not got.endswith(b"\n"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        except ConnectionResetError:
+            pass
+        s.close()
+        ok = got == b"via %s\n" % name.encode()
+        W.check(ok == (name in ("px-ok", "px-no-verify")),
+                "%s: got %r" % (name, got))
+    fails = W.wait_for(
+        lambda: (lambda n: n if n >= 2 else None)(
+            listener_stat(d, "outgoing", "connect_failures")),
+        DEADLINE, "the refused upstreams to be counted")
+    W.log("ok   proxy to a TLS upstream: verified, refused for an untrusted "
+          "CA and a wrong name (%d connect failures), accepted unverified "
+          "when told to" % fails)
+
+
 def main():
     certs = W.make_tmpdir()
     make_certs(certs)
     os.mkdir(os.path.join(certs, "www"))
     refusals(certs)
     echo, web = W.free_port("tcp"), W.free_port("tcp")
-    with W.Weftd(config(certs, echo, web)) as d:
+    px = [W.free_port("tcp") for _ in PROXIES]
+    with W.Weftd(config(certs, echo, web, px)) as d:
         d.certs = certs
         d.wait_workers(2)
         W.wait_for(lambda: W.tcp_answers(echo) and W.tcp_answers(web)
@@ -328,6 +377,7 @@ def main():
         failures(d, echo)
         resumption(d, echo)
         https_files(d, web)
+        through_proxies(d, px)
         reload_rotation(d, echo)
 
 
