@@ -476,7 +476,7 @@ static struct config *config_build(config_t *lc, struct cfgctx *x)
     cfg->shutdown_timeout = CONFIG_SHUTDOWN_TIMEOUT_DEFAULT;
     get_int(x, root, "shutdown_timeout", 0, 86400, &cfg->shutdown_timeout);
     cfg->tls_ticket_rotate = CONFIG_TLS_TICKET_ROTATE_DEFAULT;
-    get_int(x, root, "tls_ticket_rotate", 60, 7 * 86400,
+    get_int(x, root, "tls_ticket_rotate", 1, 7 * 86400,
             &cfg->tls_ticket_rotate);
     cfg->max_generations = CONFIG_MAX_GENERATIONS_DEFAULT;
     get_int(x, root, "max_generations", 1, 64, &cfg->max_generations);

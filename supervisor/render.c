@@ -10,7 +10,8 @@
 static const enum stats_field worker_brief[] = {
     STAT_connections_active, STAT_connections_accepted,
     STAT_bytes_in,           STAT_bytes_out,
-    STAT_requests,
+    STAT_requests,           STAT_tls_handshakes,
+    STAT_tls_resumed,
 };
 
 /* A duration for output: negative or NaN (never expected) reads as 0. */

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "supervisor/cfgctx.h"
 #include "shared/util.h"
@@ -78,6 +79,40 @@ static void unknown_keys(struct cfgctx *x, const config_setting_t *g,
     }
 }
 
+/* "Jan  2 00:00:00 2020 GMT" into buf. */
+static const char *asn1_time_str(const ASN1_TIME *t, char *buf, size_t len)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    int n = 0;
+
+    if (b != NULL && ASN1_TIME_print(b, t) == 1)
+        n = BIO_read(b, buf, (int)len - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    BIO_free(b);
+    return buf;
+}
+
+/* A certificate not valid now is refused (expired, or not yet valid). */
+static bool cert_dates_bad(struct cfgctx *x, const config_setting_t *s,
+                           const char *path, X509 *cert)
+{
+    char when[64];
+
+    if (cert == NULL)
+        return false;
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
+        cfg_err(x, s, "cert %s: expired on %s", path,
+                asn1_time_str(X509_get0_notAfter(cert), when, sizeof(when)));
+        return true;
+    }
+    if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0) {
+        cfg_err(x, s, "cert %s: not valid before %s", path,
+                asn1_time_str(X509_get0_notBefore(cert), when, sizeof(when)));
+        return true;
+    }
+    return false;
+}
+
 /*
  * A server context with the certificate chain and key of group g, both
  * checked. NULL after reporting.
@@ -101,6 +136,9 @@ static SSL_CTX *ctx_with_cert(struct cfgctx *x, const config_setting_t *g,
                 ssl_reason(why, sizeof(why)));
         goto fail;
     }
+    if (cert_dates_bad(x, config_setting_get_member(g, "cert"), cert,
+                       SSL_CTX_get0_certificate(ctx)))
+        goto fail;
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
         cfg_err(x, config_setting_get_member(g, "key"), "key %s (of cert %s): "
                 "%s", key, cert, ssl_reason(why, sizeof(why)));

@@ -177,9 +177,15 @@ static void conn_settle(struct weft_conn *c)
     int want = c->out.len > 0 || c->state == CONN_CONNECTING ? EV_WRITE : 0;
     if (c->state == CONN_OPEN && !c->paused && !c->eof)
         want |= EV_READ;
-    if (c->tls != NULL && (c->state == CONN_HANDSHAKE ||
-                           c->state == CONN_OPEN || c->out.len > 0))
-        want |= tls_want(c); /* what OpenSSL waits for, read or write */
+    if (c->tls != NULL) {
+        /* OpenSSL may need to write to read, or to read to write. */
+        if (c->state == CONN_HANDSHAKE)
+            want = tls_want(c);
+        if (want & EV_READ)
+            want |= tls_read_want(c);
+        if (c->out.len > 0)
+            want |= tls_write_want(c);
+    }
     if (want == (c->io.events & (EV_READ | EV_WRITE)) &&
         (want == 0) == !ev_is_active(&c->io))
         return;
@@ -271,6 +277,18 @@ static void conn_eof(struct weft_conn *c)
     }
 }
 
+/*
+ * Bytes OpenSSL decrypted and still holds are invisible to the poll: when
+ * c could take them now, have its watcher called again soon (in this
+ * round of callbacks, after the others pending; freeing c cancels it).
+ */
+static void conn_tls_more(struct weft_conn *c)
+{
+    if (c->tls != NULL && c->state == CONN_OPEN && !c->paused && !c->eof &&
+        tls_pending(c))
+        ev_feed_event(worker_self->loop, &c->io, EV_READ);
+}
+
 /* Read into the worker's buffer and deliver, a few rounds at most. */
 static void conn_read(struct weft_conn *c)
 {
@@ -301,6 +319,7 @@ static void conn_read(struct weft_conn *c)
             return;
         }
     }
+    conn_tls_more(c);
 }
 
 /*
@@ -454,10 +473,15 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents)
         conn_tls_step(c);
         return;
     }
-    /* OpenSSL may read to write or write to read: for TLS, any event
-     * retries both directions. */
-    if (c->tls != NULL)
-        revents |= (c->out.len > 0 ? EV_WRITE : 0) | EV_READ;
+    /* OpenSSL may read to write or write to read: a write event is also
+     * for a read that waits for it, and the other way round. */
+    if (c->tls != NULL) {
+        if ((revents & EV_WRITE) && tls_read_want(c) == EV_WRITE)
+            revents |= EV_READ;
+        if ((revents & EV_READ) && tls_write_want(c) == EV_READ &&
+            c->out.len > 0)
+            revents |= EV_WRITE;
+    }
     c->busy = 1;
     if (revents & EV_WRITE)
         conn_flush(c);
@@ -771,6 +795,7 @@ void weft_conn_resume(struct weft_conn *c)
     if (c->in.len > 0)
         c->redeliver = 1;
     conn_touch(c);
+    conn_tls_more(c);
 }
 
 size_t weft_conn_queued(const struct weft_conn *c)

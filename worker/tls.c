@@ -43,7 +43,9 @@
 struct tls_conn {
     SSL *ssl;
     const char *err;     /* why the handshake failed (static), or NULL */
-    int want;            /* EV_READ / EV_WRITE the last call waits for */
+    int want;            /* EV_READ / EV_WRITE the handshake waits for */
+    int read_want;       /* what the last SSL_read waits for (0: none) */
+    int write_want;      /* what the last SSL_write waits for */
     bool handshaken;
     bool ktls_send;      /* the kernel encrypts what we send: sendfile */
     bool failed;         /* no close_notify after a fatal error */
@@ -343,6 +345,16 @@ int tls_want(const struct weft_conn *c)
     return c->tls->want;
 }
 
+int tls_read_want(const struct weft_conn *c)
+{
+    return c->tls->read_want;
+}
+
+int tls_write_want(const struct weft_conn *c)
+{
+    return c->tls->write_want;
+}
+
 bool tls_handshaken(const struct weft_conn *c)
 {
     return c->tls->handshaken;
@@ -469,11 +481,12 @@ ssize_t tls_read(struct weft_conn *c, void *buf, size_t len)
     int n = SSL_read(tc->ssl, buf, (int)WEFT_MIN(len, (size_t)INT32_MAX));
 
     if (n > 0) {
-        tc->want = 0;
+        tc->read_want = 0;
         return n;
     }
     switch (tls_result(tc, n)) {
     case 1:
+        tc->read_want = tc->want;
         errno = EAGAIN;
         return -1;
     case 0:
@@ -524,12 +537,16 @@ static ssize_t tls_sendfile(struct weft_conn *c, int fd, off_t off,
     struct tls_conn *tc = c->tls;
     ossl_ssize_t n = SSL_sendfile(tc->ssl, fd, off, len, 0);
 
-    if (n > 0)
+    if (n > 0) {
+        tc->write_want = 0;
         return n;
-    if (n == 0)
+    }
+    if (n == 0) {
         errno = EIO;
-    else if (tls_result(tc, (int)n) == 1)
+    } else if (tls_result(tc, (int)n) == 1) {
+        tc->write_want = tc->want;
         return 0;
+    }
     ERR_clear_error();
     return -1;
 }
@@ -548,11 +565,13 @@ ssize_t tls_write_queue(struct weft_conn *c)
         return -1;
     n = SSL_write(tc->ssl, stage, (int)len);
     if (n > 0) {
-        tc->want = 0;
+        tc->write_want = 0;
         return n;
     }
-    if (tls_result(tc, n) == 1)
+    if (tls_result(tc, n) == 1) {
+        tc->write_want = tc->want;
         return 0;
+    }
     ERR_clear_error();
     errno = EPIPE;
     return -1;

@@ -42,8 +42,13 @@ void tls_conn_free(struct weft_conn *c);
  * (counted). */
 int tls_handshake(struct weft_conn *c);
 
-/* EV_READ or EV_WRITE the connection's TLS waits for, or 0. */
+/* EV_READ or EV_WRITE the handshake waits for. */
 int tls_want(const struct weft_conn *c);
+
+/* What the last read or write waits for, when it is not the obvious
+ * (a read that must write, a write that must read); 0 otherwise. */
+int tls_read_want(const struct weft_conn *c);
+int tls_write_want(const struct weft_conn *c);
 
 bool tls_handshaken(const struct weft_conn *c);
 

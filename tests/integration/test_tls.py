@@ -30,6 +30,7 @@ and a second CA nobody trusts).
 
 import hashlib
 import os
+import selectors
 import shutil
 import socket
 import ssl
@@ -60,7 +61,8 @@ def make_certs(d, serial_tag=""):
                     "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
                     "-keyout", ca + ".key", "-out", ca + ".pem", "-subj",
                     "/CN=weft test %s" % ca, cwd=d)
-    for name, cn, san in (("server", "127.0.0.1", "IP:127.0.0.1"),
+    for name, cn, san in (("server", "localhost",
+                           "DNS:localhost,IP:127.0.0.1"),
                           ("b", "x.b.example", "DNS:*.b.example")):
         openssl("req", "-newkey", "ec", "-pkeyopt",
                 "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
@@ -71,6 +73,29 @@ def make_certs(d, serial_tag=""):
         openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem",
                 "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
                 "-extfile", name + ".ext", "-out", name + ".pem", cwd=d)
+
+
+def make_expired(d):
+    """A certificate of the CA valid for one day in 2020 (openssl ca can
+    set past dates where x509 cannot)."""
+    e = os.path.join(d, "expired")
+    os.mkdir(e)
+    with open(os.path.join(e, "index.txt"), "w"):
+        pass
+    with open(os.path.join(e, "serial"), "w") as f:
+        f.write("01\n")
+    with open(os.path.join(e, "ca.cnf"), "w") as f:
+        f.write("[ ca ]\ndefault_ca = t\n[ t ]\ndir = .\n"
+                "database = ./index.txt\nserial = ./serial\n"
+                "new_certs_dir = .\ndefault_md = sha256\npolicy = p\n"
+                "[ p ]\ncommonName = supplied\n")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", "exp.key", "-out", "exp.csr", "-subj",
+            "/CN=expired", cwd=e)
+    openssl("ca", "-batch", "-config", "ca.cnf", "-cert", "../ca.pem",
+            "-keyfile", "../ca.key", "-in", "exp.csr", "-out", "exp.pem",
+            "-startdate", "20200101000000Z", "-enddate", "20200102000000Z",
+            "-notext", cwd=e)
 
 
 def client_ctx(d, version=None, trust="ca"):
@@ -134,7 +159,8 @@ def config(d, echo, web, px_ports, extra=""):
             '      sni = ( { names = ("*.b.example"); cert = "%s/b.pem";'
             ' key = "%s/b.key"; } ); }; },\n'
             '  { name = "tls-web"; listen = "127.0.0.1:%d"; protocol = "http";'
-            '\n    tls = { cert = "%s/server.pem"; key = "%s/server.key"; };\n'
+            '\n    tls = { cert = "%s/server.pem"; key = "%s/server.key";'
+            ' alpn = ("http/1.1"); };\n'
             '    http = { root = "%s/www"; routes = ( { path = "/hello";'
             ' body = "Hello, TLS"; } ); }; }\n'
             ");\n" % (echo, d, d, extra, d, d, web, d, d, d))
@@ -150,6 +176,8 @@ def refusals(d):
                         'min_version = "SSLv3";', "min_version"),
         "bad ciphers": ('cert = "%s/server.pem"; key = "%s/server.key"; '
                         'ciphers = "NOPE";', "no cipher match"),
+        "expired": ('cert = "%s/expired/exp.pem"; '
+                    'key = "%s/expired/exp.key";', "expired on"),
     }
     for name, (tls, want) in cases.items():
         tls = tls.replace("%s", d)
@@ -360,9 +388,169 @@ def through_proxies(d, ports):
           "when told to" % fails)
 
 
+def tools(d, echo, web):
+    """openssl s_client and curl, TLS 1.2 and 1.3, against the CA."""
+    ca = os.path.join(d.certs, "ca.pem")
+    for v in ("-tls1_2", "-tls1_3"):
+        p = subprocess.run(["openssl", "s_client", v, "-CAfile", ca,
+                            "-verify_return_error", "-alpn", "http/1.1",
+                            "-connect", "127.0.0.1:%d" % web],
+                           input=b"", capture_output=True, timeout=30)
+        out = p.stdout.decode(errors="replace")
+        want = "TLSv1.2" if v == "-tls1_2" else "TLSv1.3"
+        W.check("Verify return code: 0 (ok)" in out and
+                ("Protocol  : %s" % want in out or
+                 ", %s, " % want in out) and
+                "ALPN protocol: http/1.1" in out,
+                "s_client %s: %s" % (v, out[-600:]))
+    if not shutil.which("curl"):
+        W.log("skip curl: not installed")
+        return
+    for lo, hi in (("--tlsv1.2", "1.2"), ("--tlsv1.3", "1.3")):
+        p = subprocess.run(["curl", "-s", "--cacert", ca, lo, "--tls-max", hi,
+                            "-w", " %{http_version} %{ssl_verify_result}",
+                            "https://localhost:%d/hello" % web],
+                           capture_output=True, timeout=30)
+        W.check(p.stdout == b"Hello, TLS 1.1 0",
+                "curl %s: %r %r" % (lo, p.stdout, p.stderr))
+    W.log("ok   openssl s_client and curl --cacert: TLS 1.2 and 1.3 "
+          "verified, ALPN http/1.1")
+
+
+def resume_40(d, web):
+    """s_client -sess_out once, then 40 times -sess_in, each sending an
+    HTTP/1.0 request, so that the server closes once it answered (and
+    s_client has read the TLS 1.3 tickets by then)."""
+    sess = os.path.join(d.certs, "s_client.sess")
+    ca = os.path.join(d.certs, "ca.pem")
+    sock = os.path.join(d.tmpdir, "weft.sock")
+
+    def per_worker():
+        return {w["pid"]: w["tls_resumed"]
+                for w in W.ctl_json(sock, "workers")["workers"]}
+
+    def s_client(*extra):
+        # Input that lasts past the handshake: TLS 1.3 tickets come after.
+        p = subprocess.run(["openssl", "s_client", "-tls1_3", "-CAfile", ca,
+                            "-ign_eof", "-connect", "127.0.0.1:%d" % web]
+                           + list(extra),
+                           input=b"GET /hello HTTP/1.0\r\n\r\n",
+                           capture_output=True, timeout=30)
+        return p.stdout.decode(errors="replace")
+    s_client("-sess_out", sess)
+    before = per_worker()
+    reused = sum("Reused, TLSv1.3" in s_client("-sess_in", sess)
+                 for _ in range(40))
+    after = per_worker()
+    grew = [pid for pid in after if after[pid] > before.get(pid, 0)]
+    W.check(reused >= 39, "%d of 40 s_client reconnections resumed" % reused)
+    W.check(len(grew) == 2, "resumed on workers %r only (weftctl workers "
+            "%r -> %r)" % (grew, before, after))
+    W.log("ok   openssl s_client: %d of 40 resumed, on both workers" % reused)
+
+
+def garbage(d, echo):
+    before = listener_stat(d, "tls-echo", "tls_handshake_errors")
+    g = socket.create_connection(("127.0.0.1", echo), timeout=W.IO_TIMEOUT)
+    g.sendall(b"GET / HTTP/1.1\r\nHost: not-tls\r\n\r\n")
+    with tls_connect(echo, client_ctx(d.certs)) as s:
+        echo_once(s, b"served meanwhile\n")
+    g.settimeout(DEADLINE)
+    try:
+        while g.recv(4096):
+            pass        # an alert may come first, then the close
+    except ConnectionResetError:
+        pass
+    g.close()
+    W.wait_for(lambda: listener_stat(d, "tls-echo", "tls_handshake_errors")
+               > before or None, DEADLINE, "garbage to be counted")
+    W.log("ok   garbage instead of a ClientHello: closed and counted")
+
+
+def echo_16m(d, echo):
+    """16 MiB out and back, sent and read from one thread: an OpenSSL
+    connection must not be used by two threads at once."""
+    data = os.urandom(16 << 20)
+    s = tls_connect(echo, client_ctx(d.certs))
+    s.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    sent, got = 0, bytearray()
+    end = time.monotonic() + DEADLINE
+    while len(got) < len(data):
+        W.check(time.monotonic() < end, "16 MiB echo stalled: sent %d, got "
+                "%d" % (sent, len(got)))
+        sel.select(0.5)
+        if sent < len(data):
+            try:
+                sent += s.send(data[sent:sent + (1 << 16)])
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError,
+                    BlockingIOError):
+                pass
+            if sent == len(data):
+                sel.modify(s, selectors.EVENT_READ)
+        while True:
+            try:
+                chunk = s.recv(1 << 20)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError,
+                    BlockingIOError):
+                break
+            W.check(chunk, "closed after %d bytes back" % len(got))
+            got += chunk
+    sel.close()
+    s.close()
+    W.check(bytes(got) == data, "16 MiB echo over TLS: wrong bytes back")
+    W.log("ok   16 MiB echoed over TLS, every byte checked")
+
+
+def bad_reload(d, echo):
+    sock = os.path.join(d.tmpdir, "weft.sock")
+    good = d.config_text
+    bad = good.replace("%s/server.key" % d.certs, "%s/b.key" % d.certs, 1)
+    W.check(bad != good, "bad_reload: nothing replaced")
+    with open(d.config_path, "w") as f:
+        f.write(bad)
+    rc, out, err = W.weftctl(sock, "reload")
+    with open(d.config_path, "w") as f:
+        f.write(good)
+    W.check(rc != 0 and "mismatch" in out + err and ".conf:" in out + err,
+            "a reload with a wrong key: %r %r" % (out, err))
+    with tls_connect(echo, client_ctx(d.certs)) as s:
+        echo_once(s, b"still serving\n")
+    W.log("ok   a reload with a key that is not the certificate's is refused "
+          "at FILE:LINE; the old generation serves")
+
+
+def ticket_timer(certs):
+    """tls_ticket_rotate = 1: a session stops resuming once two rotations
+    passed (waited for, with a deadline)."""
+    port = W.free_port("tcp")
+    conf = ("workers = 1;\ntls_ticket_rotate = 1;\nlisteners = (\n"
+            '  { name = "t"; listen = "127.0.0.1:%d"; protocol = "echo";\n'
+            '    tls = { cert = "%s/server.pem"; key = "%s/server.key"; }; }\n'
+            ");\n" % (port, certs, certs))
+    with W.Weftd(conf) as d:
+        W.wait_for(lambda: W.tcp_answers(port) or None, DEADLINE, "port")
+        ctx = client_ctx(certs, ssl.TLSVersion.TLSv1_2)
+        with tls_connect(port, ctx) as s:
+            echo_once(s, b"x\n")
+            sess = s.session
+        t0 = time.monotonic()
+
+        def expired():
+            with tls_connect(port, ctx, session=sess) as s:
+                echo_once(s, b"y\n")
+                return None if s.session_reused else True
+        W.wait_for(expired, DEADLINE, "the ticket key to rotate out",
+                   interval=0.2, max_interval=0.2)
+        W.log("ok   tls_ticket_rotate = 1: a ticket stopped resuming after "
+              "%.1f s" % (time.monotonic() - t0))
+
+
 def main():
     certs = W.make_tmpdir()
     make_certs(certs)
+    make_expired(certs)
     os.mkdir(os.path.join(certs, "www"))
     refusals(certs)
     echo, web = W.free_port("tcp"), W.free_port("tcp")
@@ -378,7 +566,13 @@ def main():
         resumption(d, echo)
         https_files(d, web)
         through_proxies(d, px)
+        tools(d, echo, web)
+        resume_40(d, web)
+        garbage(d, echo)
+        echo_16m(d, echo)
+        bad_reload(d, echo)
         reload_rotation(d, echo)
+    ticket_timer(certs)
 
 
 if __name__ == "__main__":

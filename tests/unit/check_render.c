@@ -510,6 +510,8 @@ START_TEST(test_workers_json_exact)
     w[0].c.v[STAT_bytes_in] = 1000;
     w[0].c.v[STAT_bytes_out] = 2000;
     w[0].c.v[STAT_requests] = 50;
+    w[0].c.v[STAT_tls_handshakes] = 7;
+    w[0].c.v[STAT_tls_resumed] = 6;
     s.nworkers = 2;
     b.len = 0;
     ck_assert_int_eq(render_workers_json(&s, &b), 0);
@@ -519,12 +521,14 @@ START_TEST(test_workers_json_exact)
                 "\"running\", \"uptime_s\": 42, \"heartbeat_age_ms\": 120, "
                 "\"stalled\": false, \"connections_active\": 3, "
                 "\"connections_accepted\": 500, \"bytes_in\": 1000, "
-                "\"bytes_out\": 2000, \"requests\": 50}, "
+                "\"bytes_out\": 2000, \"requests\": 50, "
+                     "\"tls_handshakes\": 7, \"tls_resumed\": 6}, "
                 "{\"slot\": 1, \"pid\": 125, \"generation\": 6, \"state\": "
                 "\"draining\", \"uptime_s\": 0, \"heartbeat_age_ms\": -1, "
                 "\"stalled\": true, \"connections_active\": 0, "
                 "\"connections_accepted\": 0, \"bytes_in\": 0, "
-                "\"bytes_out\": 0, \"requests\": 0}]}\n");
+                "\"bytes_out\": 0, \"requests\": 0, \"tls_handshakes\": 0, "
+                     "\"tls_resumed\": 0}]}\n");
     ck_assert(json_shape_ok(b.data));
     strbuf_free(&b);
 }
