@@ -707,6 +707,7 @@ int weft_conn_writev(struct weft_conn *c, const struct iovec *iov, int iovcnt)
         if (sent > 0)
             conn_sent(c, (size_t)sent);
     }
+    bool was_empty = c->out.len == 0;
     iov = iov_skip(iov, &iovcnt, sent > 0 ? (size_t)sent : 0, &first);
     for (int i = 0; i < iovcnt; i++) {
         const struct iovec *v = i == 0 ? &first : &iov[i];
@@ -716,6 +717,17 @@ int weft_conn_writev(struct weft_conn *c, const struct iovec *iov, int iovcnt)
             conn_touch(c);
             return -1;
         }
+    }
+    /* TLS: one record now, as plain TCP sends at once, rather than a
+     * loop iteration and two epoll_ctl calls later. */
+    if (was_empty && c->tls != NULL && c->out.len > 0) {
+        ssize_t n = conn_flush_once(c);
+        if (n == -1) {
+            conn_touch(c);
+            return -1;
+        }
+        if (n > 0)
+            conn_sent(c, (size_t)n);
     }
     return conn_check_queue(c);
 }

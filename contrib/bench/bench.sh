@@ -109,19 +109,6 @@ wait_ready() {
     return 1
 }
 
-# utime + stime, in clock ticks, of process $1 and its live children.
-server_ticks() {
-    local total=0 pid rest f
-    for pid in "$1" $(children_of "$1"); do
-        { read -r rest <"/proc/$pid/stat"; } 2>/dev/null || continue
-        rest=${rest##*) }
-        read -r -a f <<<"$rest"
-        # fields 14 and 15 of stat; f[0] is field 3
-        total=$((total + f[11] + f[12]))
-    done
-    echo "$total"
-}
-
 # Sum of VmRSS, in kB, of the children of $1 whose comm matches glob $2.
 workers_rss_kb() {
     local total=0 pid comm kb

@@ -79,10 +79,6 @@ if [[ ! -x $LOAD ]]; then
         -Wmissing-prototypes -o "$LOAD" contrib/bench/chat-load.c -lev -lm
 fi
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # Wait until port $1 greets like a chat server, or process $2 dies.
 wait_chat() {
     local port=$1 pid=$2 deadline=$((SECONDS + START_TIMEOUT)) line

@@ -69,19 +69,6 @@ usage() {
 # shellcheck source=contrib/bench/proc.sh
 . contrib/bench/proc.sh
 
-# utime + stime (fields 14 and 15 of /proc/PID/stat), in clock ticks, of
-# process $1 and its children.
-server_ticks() {
-    local pid rest f total=0
-    for pid in "$1" $(children_of "$1"); do
-        { read -r rest <"/proc/$pid/stat"; } 2>/dev/null || continue
-        rest=${rest##*) }
-        read -r -a f <<<"$rest"   # f[0] is field 3, the state
-        total=$((total + f[11] + f[12]))
-    done
-    echo "$total"
-}
-
 # Stop the server $1 and its children (STOP_TIMEOUT s of grace).
 stop_server() {
     stop_pid "$1" "$STOP_TIMEOUT"
@@ -98,22 +85,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'log interrupted; exit 130' INT
 trap 'log terminated; exit 143' TERM
-
-# A TCP port on 127.0.0.1 that no socket uses (listening, connected or in
-# TIME_WAIT), below the ephemeral range so wrk's connections cannot take it.
-free_port() {
-    local i port
-    for ((i = 0; i < 200; i++)); do
-        port=$((20000 + RANDOM % 12000))
-        # /proc/net/tcp* show ports as 4 hex digits after a colon.
-        if ! grep -q ":$(printf '%04X' "$port") " /proc/net/tcp /proc/net/tcp6 \
-            2>/dev/null; then
-            echo "$port"
-            return 0
-        fi
-    done
-    return 1
-}
 
 # GET /hello on 127.0.0.1:$1; 0 if a 200 with exactly BODY came back.
 probe_hello() {
@@ -303,30 +274,6 @@ run_one() {
     log "$(printf '[%2d/%d] %-11s %-16s r%d %-5s %8s req/s  p99 %6s us  %7s cpu_us/req (%s%% of a CPU)  errors %s' \
         "$RUN_NO" "$RUNS" "$setup" "$scen" "$round" "$name" "$W_RPS" \
         "$W_P99" "$cpu" "$busy" "$W_ERRS")"
-}
-
-# Median of the numbers among $1 ... ("-" if there is none).
-median() {
-    printf '%s\n' "$@" | sort -g | awk '/^[0-9.]+$/ { a[++n] = $1 }
-        END { if (n == 0) print "-"
-              else if (n % 2) print a[(n + 1) / 2]
-              else print (a[n / 2] + a[n / 2 + 1]) / 2 }'
-}
-
-# Number $1 with $2 decimals, or "-" as it is.
-fmt_num() {
-    if [[ $1 == - ]]; then
-        echo -
-    else
-        printf "%.${2}f" "$1"
-    fi
-}
-
-# $1 / $2 with 2 decimals ("-" if $2 is 0 or not a number).
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN {
-        if (a ~ /^[0-9.]+$/ && b + 0 > 0) printf "%.2f", a / b
-        else print "-" }'
 }
 
 # One line of the table: scenario, workers, req/s weft nginx ratio, p99
