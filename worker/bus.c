@@ -30,11 +30,17 @@
 
 enum bus_kind { BUS_KIND_PUBLISH = 1, BUS_KIND_SEND = 2 };
 
-/* What goes before the topic in a record. */
+/*
+ * What goes before the topic in a record. inc is the sender's
+ * incarnation: a ring outlives the processes on its endpoints, so what a
+ * worker that died left in it is followed by what its replacement puts,
+ * and only inc tells them apart.
+ */
 struct bus_msg_hdr {
     uint16_t topic_len;
     uint16_t unused;
     int32_t from;
+    uint32_t inc;
 };
 
 struct weft_bus_sub {
@@ -55,6 +61,7 @@ struct wbus {
     struct worker *w;
     struct bus *b;
     int self;
+    uint32_t self_inc; /* this process's incarnation of its endpoint */
     bool live;
     bool armed;       /* the rings are marked sleeping */
     int dispatching;  /* nesting of callbacks running */
@@ -135,6 +142,15 @@ static void bus_reap(struct wbus *wb)
     wb->reap = false;
 }
 
+/* The header of a record, or false for one too short to be one. */
+static bool bus_rec_hdr(const void *p, size_t len, struct bus_msg_hdr *h)
+{
+    if (len < sizeof(*h))
+        return false;
+    memcpy(h, p, sizeof(*h));
+    return sizeof(*h) + h->topic_len + 1 <= len;
+}
+
 /* Hand one record to the subscribers whose topic matches. */
 static void bus_dispatch(struct wbus *wb, uint32_t kind, const void *p,
                          size_t len)
@@ -143,10 +159,7 @@ static void bus_dispatch(struct wbus *wb, uint32_t kind, const void *p,
     struct weft_bus_msg m;
     const char *bytes = p;
 
-    if (len < sizeof(h))
-        return;
-    memcpy(&h, p, sizeof(h));
-    if (sizeof(h) + h.topic_len + 1 > len)
+    if (!bus_rec_hdr(p, len, &h))
         return;
     m.topic = bytes + sizeof(h);
     m.topic_len = h.topic_len;
@@ -174,11 +187,53 @@ static void bus_tell_peer(struct wbus *wb, int id, bool joined, bool new_only)
 }
 
 /*
- * Greet new peer watches with the peers already known; then, when the
- * endpoints changed, report workers gone (their names are purged first,
- * so a callback that claims one of them succeeds) and workers come.
+ * Deliver what the dead incarnation inc of endpoint id left in its ring to
+ * us, before its subscribers hear that it left: a peer's messages all
+ * come before its leave, as they were sent. Stops at the first record of
+ * another incarnation (its replacement's, delivered after the join).
  */
-static void bus_peers_update(struct wbus *wb)
+static void bus_drain_dead(struct wbus *wb, int id, uint32_t inc)
+{
+    struct ring *r = bus_ring(wb->b, id, wb->self);
+    struct bus_msg_hdr h;
+    uint32_t kind;
+    size_t len;
+    const void *p;
+
+    while ((p = ring_peek(r, &kind, &len)) != NULL) {
+        if (bus_rec_hdr(p, len, &h) && h.inc != inc)
+            break;
+        bus_dispatch(wb, kind, p, len);
+        ring_pop(r);
+        stats_add(wb->w->out_stats, STAT_bus_delivered, 1);
+    }
+}
+
+/*
+ * Endpoint id's state and incarnation, read together: a release and a
+ * new claim between two plain loads would pair the new incarnation with
+ * the old one's state (the incarnation grows before the state changes).
+ */
+static void bus_ep_read(const struct bus *b, uint32_t id, bool *live,
+                        uint32_t *inc)
+{
+    const struct bus_endpoint *ep = &b->ep[id];
+    uint32_t before;
+
+    do {
+        before = atomic_load(&ep->incarnation);
+        *live = atomic_load(&ep->state) == BUS_EP_LIVE;
+        *inc = atomic_load(&ep->incarnation);
+    } while (*inc != before);
+}
+
+/*
+ * Greet new peer watches with the peers already known; then, when the
+ * endpoints changed (or force: a record came from an incarnation not yet
+ * seen), report workers gone (their names are purged first, so a
+ * callback that claims one of them succeeds) and workers come.
+ */
+static void bus_peers_update(struct wbus *wb, bool force)
 {
     struct bus *b = wb->b;
     uint32_t n = b->h->nendpoints, epoch = atomic_load(&b->h->epoch);
@@ -194,27 +249,47 @@ static void bus_peers_update(struct wbus *wb)
         struct weft_bus_sub *s;
         LIST_FOREACH(s, &wb->subs, link) s->greeted = true;
     }
-    if (epoch != wb->epoch) {
-        wb->epoch = epoch;
-        for (uint32_t i = 0; i < n; i++) {
-            bool live = atomic_load(&b->ep[i].state) == BUS_EP_LIVE;
-            uint32_t inc = atomic_load(&b->ep[i].incarnation);
-            if ((int)i == wb->self)
-                continue;
-            if (wb->alive[i] && (!live || inc != wb->inc[i])) {
-                wb->alive[i] = false;
-                if (!left)
-                    bus_names_purge(b);
-                left = true;
-                bus_tell_peer(wb, (int)i, false, false);
-            }
-            if (live && !wb->alive[i]) {
-                wb->alive[i] = true;
-                wb->inc[i] = inc;
-                bus_tell_peer(wb, (int)i, true, false);
-            }
+    if (epoch == wb->epoch && !force)
+        return;
+    wb->epoch = epoch;
+    for (uint32_t i = 0; i < n; i++) {
+        bool live;
+        uint32_t inc;
+        if ((int)i == wb->self)
+            continue;
+        bus_ep_read(b, i, &live, &inc);
+        if (wb->alive[i] && (!live || inc != wb->inc[i])) {
+            bus_drain_dead(wb, (int)i, wb->inc[i]);
+            wb->alive[i] = false;
+            if (!left)
+                bus_names_purge(b);
+            left = true;
+            bus_tell_peer(wb, (int)i, false, false);
+        }
+        if (live && !wb->alive[i]) {
+            wb->alive[i] = true;
+            wb->inc[i] = inc;
+            bus_tell_peer(wb, (int)i, true, false);
         }
     }
+}
+
+/*
+ * May a record of incarnation inc from endpoint id be delivered? Yes when
+ * it is ourselves or the peer as last seen. A record of another
+ * incarnation comes from a replacement we have not seen come yet: look at
+ * the endpoints again (reporting the predecessor gone and the replacement
+ * come first). A sender that is gone again by then is never reported
+ * come, so its record is dropped: at most once from a worker that dies.
+ */
+static bool bus_sender_known(struct wbus *wb, int id, uint32_t inc)
+{
+    if (id == wb->self)
+        return inc == wb->self_inc;
+    if (wb->alive[id] && wb->inc[id] == inc)
+        return true;
+    bus_peers_update(wb, true);
+    return wb->alive[id] && wb->inc[id] == inc;
 }
 
 /*
@@ -243,7 +318,10 @@ static bool bus_drain(struct wbus *wb)
             atomic_store_explicit(&st->v[STAT_bus_ring_high_water], used,
                                   memory_order_relaxed);
         for (; p != NULL; p = ring_peek(r, &kind, &len)) {
-            bus_dispatch(wb, kind, p, len);
+            struct bus_msg_hdr h;
+            bool ok = bus_rec_hdr(p, len, &h);
+            if (ok && bus_sender_known(wb, (int)i, h.inc))
+                bus_dispatch(wb, kind, p, len);
             ring_pop(r);
             stats_add(st, STAT_bus_delivered, 1);
             if (++taken == BUS_BATCH) {
@@ -269,7 +347,7 @@ static void bus_prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
     bool more;
 
     (void)revents;
-    bus_peers_update(wb);
+    bus_peers_update(wb, false);
     more = bus_drain(wb);
     bus_reap(wb);
     if (!more) {
@@ -315,6 +393,7 @@ static void bus_join(struct wbus *wb)
     struct bus *b = wb->b;
 
     bus_inbound_reset(b, wb->self);
+    wb->self_inc = atomic_load(&b->ep[wb->self].incarnation);
     if (atomic_load(&b->h->epoch) == 0)
         atomic_fetch_add(&b->h->epoch, 1);
     wb->epoch = 0; /* scan the endpoints at the first prepare */
@@ -476,7 +555,7 @@ static int bus_put(struct wbus *wb, int to, uint32_t kind, const void *head,
 static int bus_head(struct wbus *wb, const char *topic, size_t len,
                     unsigned char *buf, size_t *hlen)
 {
-    struct bus_msg_hdr h = {.from = wb->self};
+    struct bus_msg_hdr h = {.from = wb->self, .inc = wb->self_inc};
     size_t tlen;
 
     if (topic_check(topic, &tlen) == -1) {

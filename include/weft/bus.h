@@ -16,6 +16,10 @@
  * to one that dies or is replaced meanwhile. A message that does not fit
  * (the receiver is that far behind) is not queued: the sender is told and
  * the drop is counted in the stats (bus_dropped), never lost silently.
+ * Peer watches and messages keep one order: a worker is reported joined
+ * before its first message is delivered, and everything it sent before it
+ * died is delivered before it is reported gone, nothing after (its
+ * replacement, which may get the same bus id, is reported joined anew).
  *
  * Names: a registry shared by every worker maps a name to the worker
  * holding it, so a name is unique across the whole server (chat nicks).
