@@ -8,6 +8,7 @@ static const struct weft_protocol *const builtin[] = {
     &echo_protocol,
     &proxy_protocol,
     &http_protocol,
+    &feed_protocol,
 };
 
 const struct weft_protocol *protocol_find(const char *name)

@@ -17,5 +17,6 @@ const struct weft_http_handler *http_handler_find(struct weft_settings *s,
 extern const struct weft_protocol echo_protocol;
 extern const struct weft_protocol proxy_protocol;
 extern const struct weft_protocol http_protocol;
+extern const struct weft_protocol feed_protocol;
 
 #endif
