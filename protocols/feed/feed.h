@@ -101,7 +101,7 @@ struct feed_msg {
 const char *feed_pub_parse_line(const char *line, size_t len, size_t max,
                                 struct feed_msg *m);
 
-/* A prefixed body "<topic> <payload>". NULL or reason. */
+/* A prefixed body "<topic> <payload>", no "\n" in it. NULL or reason. */
 const char *feed_pub_parse_body(const char *body, size_t len, size_t max,
                                 struct feed_msg *m);
 

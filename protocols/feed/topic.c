@@ -144,10 +144,15 @@ const char *feed_pub_parse_line(const char *line, size_t len, size_t max,
     return "unknown command";
 }
 
+/* A body may hold any byte but "\n", which would split the MSG line. */
 const char *feed_pub_parse_body(const char *body, size_t len, size_t max,
                                 struct feed_msg *m)
 {
-    return pub_split(body, len, max, m);
+    const char *why = pub_split(body, len, max, m);
+
+    if (why == NULL && m->len > 0 && memchr(m->payload, '\n', m->len))
+        why = "newline in payload";
+    return why;
 }
 
 int feed_epoch_cmp(const struct feed_epoch *a, const struct feed_epoch *b)

@@ -145,8 +145,10 @@ static int frame_cb(void *arg, const char *f, size_t len)
         check_msg(f, len, &m, max);
         check_records(&m, len + 1);
     }
-    if (feed_pub_parse_body(f, len, max, &m) == NULL)
+    if (feed_pub_parse_body(f, len, max, &m) == NULL) {
         check_msg(f, len, &m, max);
+        assert(m.len == 0 || memchr(m.payload, '\n', m.len) == NULL);
+    }
     if (feed_cmd_parse(f, len, &c) == NULL)
         check_cmd(&c);
     check_seq(&s->seq, (const unsigned char *)f, len);

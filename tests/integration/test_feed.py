@@ -27,8 +27,9 @@ and subscribers with a small one (64 KiB).
      one owner, so the owner's order is the order every worker delivers
      in, and a last marker message proves nothing else is coming); bad
      commands from subscribers and bad frames from both kinds of
-     publishers get their ERR line, counted in protocol_errors, and the
-     connections go on working.
+     publishers (a newline in a prefixed payload among them) get their
+     ERR line, counted in protocol_errors, and the connections go on
+     working.
   5. A reload moves the topics to new workers, which number them from 1
      again: a subscriber left on the old generation gets RESET before
      the new numbers, one on the new generation does not.
@@ -521,7 +522,8 @@ def phase_match(sock, ports, line, pre):
     bad.send(b"FOO\nSUB\nSUB a b\nSUB a*b\nSUB " + b"t" * 201 + b"\n"
              b"UNSUB nope\n" + b"x" * 600 + b"\nSUB ok/1\n")
     pre.send(prefixed(b"a*b x") + prefixed(b"big " + b"x" * 20000) +
-             prefixed(b"") + prefixed(t4 + b" via-prefixed"))
+             prefixed(b"") + prefixed(t4 + b" two\nlines") +
+             prefixed(t4 + b" via-prefixed"))
     line.send(b"HELLO\r\nPUB\nPUB " + b"t" * 201 + b" x\nPUB a*b x\n"
               b"PUB big " + b"x" * 20000 + b"\n")
     expect_lines([bad, pre, line], {
@@ -530,7 +532,7 @@ def phase_match(sock, ports, line, pre):
               b"ERR topic too long", b"ERR not subscribed",
               b"ERR line too long", b"OK SUB ok/1"],
         pre: [b"ERR bad character in topic", b"ERR message too long",
-              b"ERR empty topic"],
+              b"ERR empty topic", b"ERR newline in payload"],
         line: [b"ERR unknown command", b"ERR missing topic",
                b"ERR topic too long", b"ERR bad character in topic",
                b"ERR message too long"],
@@ -580,7 +582,7 @@ def phase_match(sock, ports, line, pre):
     ls, _ = listener_stats(sock)
     errs = {n: ls[n]["protocol_errors"] for n in ("sub", "pub-line",
                                                   "pub-prefixed")}
-    W.check(errs == {"sub": 7, "pub-line": 5, "pub-prefixed": 3},
+    W.check(errs == {"sub": 7, "pub-line": 5, "pub-prefixed": 4},
             "protocol_errors %r" % errs)
     W.log("ok   4: exact, prefix, overlapping, removed and catch-all "
           "subscriptions get exactly their messages; ERR lines for bad "

@@ -145,6 +145,11 @@ START_TEST(test_pub_parse)
     ck_assert(m.topic_len == 5 && m.len == 0);
     ck_assert_str_eq(feed_pub_parse_body(S(""), 100, &m), "empty topic");
     ck_assert_str_eq(feed_pub_parse_body(S(" x"), 100, &m), "empty topic");
+    /* Any byte but a newline, which would split the subscriber's line. */
+    ck_assert_ptr_null(feed_pub_parse_body(S("t a\rb\0c"), 100, &m));
+    ck_assert_uint_eq(m.len, 5);
+    ck_assert_str_eq(feed_pub_parse_body(S("t a\nb"), 100, &m),
+                     "newline in payload");
 }
 END_TEST
 
