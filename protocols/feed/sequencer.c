@@ -77,11 +77,21 @@ static void seq_arm(struct feed_chan *ch)
                  "outboxes: out of memory", ch->name);
 }
 
-/* Forget what waits for id (it left the bus). */
+/*
+ * Forget what waits for id (it left the bus). Numbered messages were for
+ * its own subscribers, gone with it; forwarded ones were not numbered
+ * yet and are lost, which is logged.
+ */
 static void seq_outbox_drop(struct feed_chan *ch, int id)
 {
     struct feed_outbox *ob = &ch->outbox[id];
+    size_t in = 0;
 
+    for (const struct feed_obent *e = ob->head; e != NULL; e = e->next)
+        in += e->kind == FEED_KIND_IN;
+    if (in > 0)
+        weft_log(WEFT_LOG_WARN, "feed: channel %s: %zu forwarded "
+                 "message(s) lost: worker %d left the bus", ch->name, in, id);
     if (ob->count > 0)
         ch->backlogged--;
     feed_outbox_clear(ob);
