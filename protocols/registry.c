@@ -9,6 +9,7 @@ static const struct weft_protocol *const builtin[] = {
     &proxy_protocol,
     &http_protocol,
     &chat_protocol,
+    &feed_protocol,
 };
 
 const struct weft_protocol *protocol_find(const char *name)

@@ -18,5 +18,6 @@ extern const struct weft_protocol echo_protocol;
 extern const struct weft_protocol proxy_protocol;
 extern const struct weft_protocol http_protocol;
 extern const struct weft_protocol chat_protocol;
+extern const struct weft_protocol feed_protocol;
 
 #endif

@@ -67,6 +67,7 @@ struct wbus {
     int dispatching;  /* nesting of callbacks running */
     bool reap;        /* dead subscriptions to free */
     bool greet;       /* a peer watch waits for its first report */
+    bool ran;         /* a callback ran in this prepare pass */
     uint32_t epoch;   /* the endpoint changes seen */
     uint32_t *inc;    /* each endpoint's incarnation when last seen */
     bool *alive;      /* ... and whether it was LIVE */
@@ -167,6 +168,7 @@ static void bus_dispatch(struct wbus *wb, uint32_t kind, const void *p,
     m.len = len - sizeof(h) - h.topic_len - 1;
     m.from = h.from;
     m.unicast = kind == BUS_KIND_SEND;
+    wb->ran = true;
     wb->dispatching++;
     for (struct weft_bus_sub *s = LIST_FIRST(&wb->subs); s != NULL;
          s = LIST_NEXT(s, link))
@@ -178,6 +180,7 @@ static void bus_dispatch(struct wbus *wb, uint32_t kind, const void *p,
 
 static void bus_tell_peer(struct wbus *wb, int id, bool joined, bool new_only)
 {
+    wb->ran = true;
     wb->dispatching++;
     for (struct weft_bus_sub *s = LIST_FIRST(&wb->subs); s != NULL;
          s = LIST_NEXT(s, link))
@@ -340,25 +343,48 @@ static void bus_disarm(struct wbus *wb)
     wb->armed = false;
 }
 
-/* Before the loop waits: deliver, then tell producers we may sleep. */
+/*
+ * Mark every inbound ring sleeping. False when a message came meanwhile
+ * (nothing is left marked then): do not block.
+ */
+static bool bus_arm(struct wbus *wb)
+{
+    for (uint32_t i = 0; i < wb->b->h->nendpoints; i++)
+        if (!ring_sleep_prepare(bus_ring(wb->b, (int)i, wb->self))) {
+            bus_disarm(wb);
+            return false;
+        }
+    wb->armed = true;
+    return true;
+}
+
+/*
+ * Before the loop waits: deliver, then tell producers we may sleep.
+ *
+ * Not after a pass that ran callbacks, though. What a callback did to a
+ * connection (a write the socket took only in part, a close, a resume)
+ * is settled by the worker's settle watcher, another prepare watcher,
+ * started by that change; libev runs only the prepare watchers queued
+ * before this pass, so it would run after the next poll, and a poll
+ * that blocked would leave, say, the rest of a write unsent until some
+ * other event (the 1 s heartbeat) woke the worker. So the poll after
+ * such a pass does not block, and the next pass, which runs the settle
+ * watcher too, is the one that sleeps.
+ */
 static void bus_prepare_cb(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     struct wbus *wb = container_of(p, struct wbus, prep);
     bool more;
 
     (void)revents;
+    wb->ran = false;
     bus_peers_update(wb, false);
     more = bus_drain(wb);
     bus_reap(wb);
-    if (!more) {
-        for (uint32_t i = 0; i < wb->b->h->nendpoints && !more; i++)
-            more = !ring_sleep_prepare(bus_ring(wb->b, (int)i, wb->self));
-        wb->armed = true;
-        if (more)
-            bus_disarm(wb);
-    }
-    /* Messages are waiting: the poll must not block. */
-    if (more)
+    if (!more && !wb->ran)
+        more = !bus_arm(wb);
+    /* Messages are waiting, or changes to settle: do not block. */
+    if (more || wb->ran)
         ev_idle_start(loop, &wb->idle);
 }
 
