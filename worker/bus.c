@@ -306,6 +306,10 @@ static bool bus_drain(struct wbus *wb)
     uint32_t n = b->h->nendpoints;
     bool more = false;
 
+    /* What callbacks write to connections is gathered and sent once per
+     * connection when the pass is over: a fan-out of many messages to
+     * the same clients costs one write each, not one per message. */
+    wb->w->corked = true;
     for (uint32_t i = 0; i < n; i++) {
         struct ring *r = bus_ring(b, (int)i, wb->self);
         uint32_t kind;
@@ -333,6 +337,7 @@ static bool bus_drain(struct wbus *wb)
             }
         }
     }
+    wb->w->corked = false;
     return more;
 }
 

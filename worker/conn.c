@@ -156,6 +156,7 @@ static void conn_settle_shutdown(struct weft_conn *c)
 }
 
 static void conn_touch(struct weft_conn *c);
+static void conn_flush(struct weft_conn *c);
 
 /*
  * Bring c's watcher in line with its state, or destroy it once dead.
@@ -165,6 +166,13 @@ static void conn_settle(struct weft_conn *c)
 {
     struct ev_loop *loop = worker_self->loop;
 
+    if (c->flush_soon) {
+        /* Written while the worker was corked: one write for all of it. */
+        c->flush_soon = 0;
+        c->busy = 1;
+        conn_flush(c);
+        c->busy = 0;
+    }
     conn_settle_shutdown(c);
     if (c->state == CONN_CLOSING && c->out.len == 0)
         c->state = CONN_DEAD;
@@ -691,7 +699,9 @@ int weft_conn_writev(struct weft_conn *c, const struct iovec *iov, int iovcnt)
 
     if (c->state != CONN_OPEN || c->shut_req || iovcnt < 0)
         return -1;
-    if (c->out.len == 0 && iovcnt > 0 && c->tls == NULL) {
+    if (worker_self->corked)
+        c->flush_soon = 1;
+    else if (c->out.len == 0 && iovcnt > 0 && c->tls == NULL) {
         /* Nothing queued: try the socket first, so no copy is made. */
         struct msghdr mh = { .msg_iov = (struct iovec *)iov,
                              .msg_iovlen = (size_t)WEFT_MIN(iovcnt, IOV_MAX) };
@@ -720,7 +730,7 @@ int weft_conn_writev(struct weft_conn *c, const struct iovec *iov, int iovcnt)
     }
     /* TLS: one record now, as plain TCP sends at once, rather than a
      * loop iteration and two epoll_ctl calls later. */
-    if (was_empty && c->tls != NULL && c->out.len > 0) {
+    if (was_empty && c->tls != NULL && c->out.len > 0 && !c->flush_soon) {
         ssize_t n = conn_flush_once(c);
         if (n == -1) {
             conn_touch(c);

@@ -49,6 +49,7 @@ struct weft_conn {
     unsigned shut_req : 1;  /* weft_conn_shutdown: FIN after the queue */
     unsigned shut_done : 1;
     unsigned limited : 1; /* aborted by a limit (counted as aborted) */
+    unsigned flush_soon : 1; /* written while corked: flush when settled */
 };
 
 /* The stats row c counts in: its listener's, or the outgoing row. */

@@ -68,6 +68,7 @@ struct worker {
     struct connect_list connecting; /* weft_connect calls in progress */
     struct reconnect_list reconnectors;
     struct weft_conn *settle; /* connections to settle after callbacks */
+    bool corked; /* writes wait for the settle pass (bus fan-out) */
     ev_prepare settle_w;
     char *rbuf; /* one read buffer for every connection of the worker */
     size_t rbuf_size;

@@ -160,10 +160,10 @@ measure() {
     declare -A v
     local kv
     for kv in ${r#result }; do v[${kv%%=*}]=${kv#*=}; done
-    ROWS+=("$(printf '%-22s %7s %10s %9s %9s %9s %9s %6s %5s' "$label" \
+    ROWS+=("$(printf '%-22s %7s %10s %9s %9s %9s %9s %7s %6s' "$label" \
         "$rate" "${v[delivered_per_s]}" "${v[same_p50_us]}" \
         "${v[same_p99_us]}" "${v[cross_p50_us]}" "${v[cross_p99_us]}" \
-        "${v[lost]}" "${v[errors]}")")
+        "${v[refused]}" "${v[lost]}")")
 }
 
 ulimit -n 20000 2>/dev/null || true
@@ -192,6 +192,7 @@ fi
 echo "== chat fan-out: $SUBS subscribers + $PUBS publishers in one room, ${SECS} s per run"
 echo "   rate: messages published per second; delivered: to members, per second"
 echo "   latency in us from the publisher's send to a member's read; same/cross: publisher and member on the same worker or not"
-printf '%-22s %7s %10s %9s %9s %9s %9s %6s %5s\n' server rate delivered \
-    same_p50 same_p99 cross_p50 cross_p99 lost errs
+echo "   refused: messages the server answered ERR (BUSY, RATE: not sent to anyone); lost: gaps no refusal explains"
+printf '%-22s %7s %10s %9s %9s %9s %9s %7s %6s\n' server rate delivered \
+    same_p50 same_p99 cross_p50 cross_p99 refused lost
 printf '%s\n' "${ROWS[@]}"
