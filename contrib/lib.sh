@@ -13,7 +13,7 @@ autoconf automake libtool pkg-config"
 # libclang-rt-14-dev, which ships libclang_rt.fuzzer), a package clang
 # itself only recommends.
 # shellcheck disable=SC2034
-TEST_PACKAGES="python3 iproute2 procps util-linux prometheus curl wrk
+TEST_PACKAGES="python3 iproute2 procps util-linux prometheus curl wrk chromium
 apache2-utils clang libclang-rt-dev"
 
 # Install the named Debian packages that are not installed yet.

@@ -287,19 +287,38 @@ static void client_answer(struct ctl_client *cl)
     ev_timer_start(loop, &cl->timer); /* a client that never reads */
 }
 
-/* An HTTP response around body (already in cl->out for 200). */
+#define TYPE_TEXT "text/plain; charset=utf-8"
+#define TYPE_PROM "text/plain; version=0.0.4; charset=utf-8"
+
+/* An HTTP response of type around body. */
 static void http_respond(struct ctl_client *cl, int status, const char *why,
-                         struct strbuf *body)
+                         const char *type, struct strbuf *body)
 {
     strbuf_printf(&cl->out,
-                  "HTTP/1.1 %d %s\r\n"
-                  "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+                  "Cache-Control: no-store\r\n"
                   "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                  status, why, body->len);
+                  status, why, type, body->len);
     strbuf_add(&cl->out, body->data, body->len);
 }
 
-/* "GET /metrics HTTP/1.x": the only request the admin listener serves. */
+/* Does the request target (after "GET ") name path, with or without a
+ * query? */
+static bool http_path_is(const char *target, const char *path)
+{
+    size_t n = strlen(path);
+
+    return strncmp(target, path, n) == 0 &&
+           (target[n] == ' ' || target[n] == '?');
+}
+
+/* The page that polls stats.json (supervisor/stats_page.html). */
+extern const char stats_page_html[];
+
+/*
+ * The admin listener: GET / (the stats page), /stats.json (what weftctl
+ * stats shows) and /metrics (Prometheus).
+ */
 static void http_dispatch(struct ctl_client *cl)
 {
     struct strbuf body = { 0 };
@@ -307,17 +326,23 @@ static void http_dispatch(struct ctl_client *cl)
 
     if (sp == NULL || memchr(cl->in, '\n', cl->inlen) == NULL) {
         strbuf_puts(&body, "bad request\n");
-        http_respond(cl, 400, "Bad Request", &body);
+        http_respond(cl, 400, "Bad Request", TYPE_TEXT, &body);
     } else if (sp - cl->in != 3 || memcmp(cl->in, "GET", 3) != 0) {
         strbuf_puts(&body, "only GET\n");
-        http_respond(cl, 405, "Method Not Allowed", &body);
-    } else if (strncmp(sp + 1, "/metrics ", 9) != 0 &&
-               strncmp(sp + 1, "/metrics?", 9) != 0) {
-        strbuf_puts(&body, "not found: try /metrics\n");
-        http_respond(cl, 404, "Not Found", &body);
-    } else {
+        http_respond(cl, 405, "Method Not Allowed", TYPE_TEXT, &body);
+    } else if (http_path_is(sp + 1, "/metrics")) {
         cmd_metrics(cl->ctl, &body);
-        http_respond(cl, 200, "OK", &body);
+        http_respond(cl, 200, "OK", TYPE_PROM, &body);
+    } else if (http_path_is(sp + 1, "/stats.json")) {
+        cmd_stats(cl->ctl, &body);
+        http_respond(cl, 200, "OK", "application/json", &body);
+    } else if (http_path_is(sp + 1, "/") ||
+               http_path_is(sp + 1, "/index.html")) {
+        strbuf_puts(&body, stats_page_html);
+        http_respond(cl, 200, "OK", "text/html; charset=utf-8", &body);
+    } else {
+        strbuf_puts(&body, "not found: try /, /stats.json or /metrics\n");
+        http_respond(cl, 404, "Not Found", TYPE_TEXT, &body);
     }
     strbuf_free(&body);
 }

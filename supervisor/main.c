@@ -387,6 +387,9 @@ int main(int argc, char **argv)
         goto out;
     log_info("%s: weftd %s: %s, %d workers, %zu listeners", __func__,
              PACKAGE_VERSION, sup.cfg->path, sup.nslots, sup.cfg->nlisteners);
+    events_add(&sup.events, upgraded ? "upgrade" : "start",
+               "weftd %s, generation %u, %d workers", PACKAGE_VERSION,
+               sup.generation, sup.nslots);
     if (proc_start(&sup) == -1)
         fatal("%s: out of memory", __func__);
     pidfile_write(&sup);

@@ -191,17 +191,24 @@ static void slot_respawn_cb(struct ev_loop *loop, ev_timer *t, int revents)
 }
 
 /* Log how worker p ended. */
-static void proc_log_exit(const struct wproc *p, int status)
+static void proc_log_exit(struct wproc *p, int status)
 {
     const char *what = role_names[p->role];
+    struct events *ev = &p->sup->events;
 
-    if (WIFSIGNALED(status))
+    if (WIFSIGNALED(status)) {
         log_warn("%s: %s %d (pid %ld) killed by signal %d (%s)", __func__,
                  what, p->slot, (long)p->pid, WTERMSIG(status),
                  strsignal(WTERMSIG(status)));
-    else if (WEXITSTATUS(status) != 0)
+        events_add(ev, "crash", "%s %d (pid %ld) killed by signal %d (%s)",
+                   what, p->slot, (long)p->pid, WTERMSIG(status),
+                   strsignal(WTERMSIG(status)));
+    } else if (WEXITSTATUS(status) != 0) {
         log_warn("%s: %s %d (pid %ld) exited with status %d", __func__,
                  what, p->slot, (long)p->pid, WEXITSTATUS(status));
+        events_add(ev, "crash", "%s %d (pid %ld) exited with status %d", what,
+                   p->slot, (long)p->pid, WEXITSTATUS(status));
+    }
     else
         log_info("%s: %s %d (pid %ld) exited", __func__, what, p->slot,
                  (long)p->pid);

@@ -29,6 +29,7 @@ struct reload {
     struct wproc **pending; /* one per slot; NULL once it died */
     ev_timer poll;
     ev_tstamp deadline;
+    bool started; /* the new workers were forked: failures are events */
     reload_done_fn done;
     void *arg;
 };
@@ -150,6 +151,8 @@ static void reload_fail(struct reload *r, const char *err)
     reload_done_fn done = r->done;
     void *arg = r->arg;
 
+    if (r->started) /* else reload_start reports the refusal */
+        events_add(&sup->events, "reload", "failed: %s", err);
     for (int i = 0; i < r->nslots; i++) {
         struct wproc *p = r->pending[i];
         if (p == NULL)
@@ -261,6 +264,8 @@ static void reload_commit(struct reload *r)
     reload_cap_generations(sup);
     sup->reload = NULL;
     reload_free(r);
+    events_add(&sup->events, "reload", "generation %u serving, %d workers",
+               sup->generation, sup->nslots);
     log_info("%s: generation %u serving; the previous one drains", __func__,
              sup->generation);
     /* A log file the new configuration names: here and in the new
@@ -329,8 +334,23 @@ static int reload_spawn(struct reload *r)
     return 0;
 }
 
+static const char *reload_try(struct supervisor *sup, reload_done_fn done,
+                              void *arg, struct config_errors *errs);
+
 const char *reload_start(struct supervisor *sup, reload_done_fn done,
                          void *arg, struct config_errors *errs)
+{
+    const char *why = reload_try(sup, done, arg, errs);
+
+    if (why != NULL)
+        events_add(&sup->events, "reload", "refused: %s%s%.80s", why,
+                   errs->count > 0 ? ": " : "", errs->text);
+    return why;
+}
+
+/* reload_start's work: NULL once the new generation is starting. */
+static const char *reload_try(struct supervisor *sup, reload_done_fn done,
+                              void *arg, struct config_errors *errs)
 {
     static char err[512];
     const char *why;
@@ -392,6 +412,7 @@ const char *reload_start(struct supervisor *sup, reload_done_fn done,
         return "cannot start the new workers";
     }
     r->done = done;
+    r->started = true;
     r->deadline = ev_now(sup->loop) + RELOAD_READY_TIMEOUT_S;
     ev_timer_start(sup->loop, &r->poll);
     log_info("%s: configuration %s accepted; starting generation %u with "

@@ -137,6 +137,21 @@ static void json_workers_full(struct strbuf *out,
     strbuf_puts(out, "]");
 }
 
+/* , "events": [{"time_ms": ..., "kind": ..., "text": ...}, ...] */
+static void json_events(struct strbuf *out, const struct stats_snapshot *s)
+{
+    strbuf_puts(out, ", \"events\": [");
+    for (size_t i = 0; i < s->nevents; i++) {
+        strbuf_printf(out, "%s{\"time_ms\": %" PRId64 ", \"kind\": ",
+                      i ? ", " : "", s->events[i].time_ms);
+        strbuf_json_string(out, s->events[i].kind);
+        strbuf_puts(out, ", \"text\": ");
+        strbuf_json_string(out, s->events[i].text);
+        strbuf_puts(out, "}");
+    }
+    strbuf_puts(out, "]");
+}
+
 int render_stats_json(const struct stats_snapshot *s, struct strbuf *out)
 {
     strbuf_puts(out, "{\"ok\": true, \"version\": ");
@@ -155,6 +170,7 @@ int render_stats_json(const struct stats_snapshot *s, struct strbuf *out)
     json_listeners(out, s);
     strbuf_puts(out, ", ");
     json_workers_full(out, s);
+    json_events(out, s);
     strbuf_puts(out, "}\n");
     return out->failed ? -1 : 0;
 }

@@ -44,6 +44,12 @@ struct snap_series {
     struct stats_counts c;
 };
 
+struct snap_event {
+    int64_t time_ms; /* CLOCK_REALTIME */
+    const char *kind;
+    const char *text;
+};
+
 struct stats_snapshot {
     const char *version;
     pid_t pid;
@@ -58,6 +64,8 @@ struct stats_snapshot {
     size_t nworkers;
     struct snap_series *series;
     size_t nseries;
+    struct snap_event *events; /* recent events, oldest first */
+    size_t nevents;
 };
 
 #endif

@@ -73,7 +73,9 @@ int snapshot_take(const struct supervisor *sup, struct stats_snapshot *s)
     s->listeners = calloc(nrows, sizeof(*s->listeners));
     s->series = calloc(nrows * (size_t)nslots, sizeof(*s->series));
     s->workers = calloc(STATS_BLOCKS, sizeof(*s->workers));
-    if (s->listeners == NULL || s->series == NULL || s->workers == NULL) {
+    s->events = calloc(EVENTS_MAX, sizeof(*s->events));
+    if (s->listeners == NULL || s->series == NULL || s->workers == NULL ||
+        s->events == NULL) {
         snapshot_free(s);
         return -1;
     }
@@ -105,6 +107,11 @@ int snapshot_take(const struct supervisor *sup, struct stats_snapshot *s)
                          &s->series[i].c, true);
         stats_counts_add(&s->totals, &s->series[i].c, true);
     }
+    for (size_t i = 0; i < sup->events.count; i++) {
+        const struct event *e = events_get(&sup->events, i);
+        s->events[i] = (struct snap_event){e->time_ms, e->kind, e->text};
+    }
+    s->nevents = sup->events.count;
     return 0;
 }
 
@@ -113,5 +120,6 @@ void snapshot_free(struct stats_snapshot *s)
     free(s->listeners);
     free(s->series);
     free(s->workers);
+    free(s->events);
     memset(s, 0, sizeof(*s));
 }

@@ -13,6 +13,7 @@
 #include "shared/conf.h"
 #include "shared/stats.h"
 #include "supervisor/config.h"
+#include "supervisor/events.h"
 #include "supervisor/listen.h"
 
 #include <sys/queue.h>
@@ -58,6 +59,7 @@ struct supervisor {
     struct stats_shm *stats;
     int stats_fd; /* the region's memfd, handed over on upgrade */
     struct bus bus; /* the message bus between workers */
+    struct events events; /* recent starts, reloads and crashes */
     struct tls_keys *tls_keys; /* session-ticket keys (supervisor/tickets.c) */
     ev_timer ticket_timer;
     uint32_t generation;

@@ -728,16 +728,20 @@ int weft_conn_writev(struct weft_conn *c, const struct iovec *iov, int iovcnt)
             return -1;
         }
     }
-    /* TLS: one record now, as plain TCP sends at once, rather than a
-     * loop iteration and two epoll_ctl calls later. */
-    if (was_empty && c->tls != NULL && c->out.len > 0 && !c->flush_soon) {
+    /* TLS: one record now, as plain TCP sends at once. Corked: send once
+     * the queue reaches the low mark, so gathering never makes a queue
+     * a client drains look like one it does not read. */
+    bool now = c->flush_soon ? c->out.len >= c->low && c->out.len > 0
+                             : was_empty && c->tls != NULL && c->out.len > 0;
+    for (int i = 0; now && i < CONN_FLUSH_ROUNDS && c->out.len > 0; i++) {
         ssize_t n = conn_flush_once(c);
         if (n == -1) {
             conn_touch(c);
             return -1;
         }
-        if (n > 0)
-            conn_sent(c, (size_t)n);
+        if (n == 0)
+            break;
+        conn_sent(c, (size_t)n);
     }
     return conn_check_queue(c);
 }

@@ -551,7 +551,7 @@ START_TEST(test_stats_json_empty)
              "\"uptime_s\": 42, \"generation\": 1, \"workers_configured\": 4, "
              "\"generations_forced\": 0, "
              "\"totals\": {%s, " LAT_EMPTY "}, \"listeners\": [], "
-             "\"workers\": []}\n",
+             "\"workers\": [], \"events\": []}\n",
              t);
     ck_assert_int_eq(render_stats_json(&s, &b), 0);
     ck_assert_str_eq(b.data, want);
@@ -566,7 +566,12 @@ START_TEST(test_stats_json_exact)
     struct strbuf b = {0};
     char t[2048], l0[2048], l1[2048], w0[2048], w1[2048], want[16384];
 
+    struct snap_event ev[2] = {{1000, "start", "weftd 0.1.0"},
+                               {2000, "crash", "worker 1 \"x\""}};
+
     fixture_init(&fx);
+    fx.s.events = ev;
+    fx.s.nevents = 2;
     counts_text(t, sizeof(t), &fx.s.totals);
     counts_text(l0, sizeof(l0), &fx.l[0].c);
     counts_text(l1, sizeof(l1), &fx.l[1].c);
@@ -584,7 +589,10 @@ START_TEST(test_stats_json_exact)
              "\"uptime_s\": 41, \"heartbeat_age_ms\": 1234, "
              "\"stalled\": false, %s}, {\"slot\": 1, \"pid\": 125, "
              "\"generation\": 1, \"state\": \"starting\", \"uptime_s\": 0, "
-             "\"heartbeat_age_ms\": -1, \"stalled\": true, %s}]}\n",
+             "\"heartbeat_age_ms\": -1, \"stalled\": true, %s}], "
+             "\"events\": [{\"time_ms\": 1000, \"kind\": \"start\", "
+             "\"text\": \"weftd 0.1.0\"}, {\"time_ms\": 2000, "
+             "\"kind\": \"crash\", \"text\": \"worker 1 \\\"x\\\"\"}]}\n",
              t, l0, l1, w0, w1);
     ck_assert_int_eq(render_stats_json(&fx.s, &b), 0);
     ck_assert_str_eq(b.data, want);
