@@ -158,11 +158,12 @@ int render_stats_json(const struct stats_snapshot *s, struct strbuf *out)
     strbuf_json_string(out, s->version);
     strbuf_printf(
         out,
-        ", \"pid\": %ld, \"uptime_s\": %" PRId64 ", \"generation\": %" PRIu32
+        ", \"pid\": %ld, \"uptime_s\": %" PRId64 ", \"time_ms\": %" PRId64
+        ", \"generation\": %" PRIu32
         ", \"workers_configured\": %d, \"generations_forced\": %" PRIu64
         ", \"totals\": {",
-        (long)s->pid, whole_seconds(s->uptime_s), s->generation, s->nslots,
-        s->generations_forced);
+        (long)s->pid, whole_seconds(s->uptime_s), s->time_ms, s->generation,
+        s->nslots, s->generations_forced);
     json_counts(out, &s->totals);
     strbuf_puts(out, ", ");
     json_latency(out, &s->totals);

@@ -54,6 +54,7 @@ struct stats_snapshot {
     const char *version;
     pid_t pid;
     double uptime_s;
+    int64_t time_ms; /* CLOCK_REALTIME when taken: rates between two */
     uint32_t generation;
     uint64_t generations_forced; /* over max_generations, stopped early */
     int nslots;

@@ -67,6 +67,7 @@ int snapshot_take(const struct supervisor *sup, struct stats_snapshot *s)
     s->version = PACKAGE_VERSION;
     s->pid = shm->h.supervisor_pid;
     s->uptime_s = (double)(now_real - shm->h.started_ms) / 1000.0;
+    s->time_ms = now_real;
     s->generation = shm->h.generation;
     s->generations_forced = shm->h.generations_forced;
     s->nslots = sup->nslots;

@@ -548,7 +548,7 @@ START_TEST(test_stats_json_empty)
     counts_text(t, sizeof(t), &s.totals);
     snprintf(want, sizeof(want),
              "{\"ok\": true, \"version\": \"0.1.0\", \"pid\": 123, "
-             "\"uptime_s\": 42, \"generation\": 1, \"workers_configured\": 4, "
+             "\"uptime_s\": 42, \"time_ms\": 0, \"generation\": 1, \"workers_configured\": 4, "
              "\"generations_forced\": 0, "
              "\"totals\": {%s, " LAT_EMPTY "}, \"listeners\": [], "
              "\"workers\": [], \"events\": []}\n",
@@ -579,7 +579,7 @@ START_TEST(test_stats_json_exact)
     counts_text(w1, sizeof(w1), &fx.w[1].c);
     snprintf(want, sizeof(want),
              "{\"ok\": true, \"version\": \"0.1.0\", \"pid\": 123, "
-             "\"uptime_s\": 42, \"generation\": 1, \"workers_configured\": 2, "
+             "\"uptime_s\": 42, \"time_ms\": 0, \"generation\": 1, \"workers_configured\": 2, "
              "\"generations_forced\": 0, "
              "\"totals\": {%s, " LAT_EMPTY "}, "
              "\"listeners\": [{\"name\": \"echo\", %s, " LAT_EMPTY "}, "
