@@ -10,7 +10,10 @@
    "generation 2".  A broken config: weftctl reload exits 1 and systemd
    still hears RELOADING=1 then READY=1, its STATUS saying "refused".
    SIGHUP with the good config back: RELOADING=1, READY=1 "generation 3".
-   SIGTERM: STOPPING=1, exit 0, the pid_file is gone.
+   `weftctl upgrade`: the old weftd sends MAINPID=<new pid> with READY=1
+   and exits 0; the pid_file names the new pid; SIGTERM to the new weftd:
+   STOPPING=1 (from it: NOTIFY_SOCKET was passed on), it exits, and the
+   pid_file is gone.
    The same with NOTIFY_SOCKET in the abstract namespace ("@..."): READY=1.
 2. Socket activation, launched as systemd does it (sh sets LISTEN_PID=$$
    and execs weftd; the socket dup2'd to descriptor 3; LISTEN_FDS=1,
@@ -22,6 +25,8 @@
    b. passed socket with SO_REUSEPORT: weftd adds one socket per other
       worker (2 LISTEN sockets for 2 workers), the passed one among them;
       echoes, also after a reload.
+   Both: after `weftctl upgrade` the new weftd holds the passed socket,
+   the same LISTEN count and echo hold.
    c. a passed socket bound to another port than the listener's: weftd
       exits 1 and says which listener, which addresses.
    d. a passed socket whose name is no listener's: weftd exits 1 and says
@@ -200,12 +205,24 @@ def test_notify():
         W.check("generation 3" in msg.get("STATUS", ""), "STATUS %r" % msg)
         W.echo_roundtrip(port, b"after the reloads\n")
 
-        os.kill(d.pid, signal.SIGTERM)
-        recv_until(ns, "STOPPING=1")
+        # Binary upgrade: the old weftd (main pid) hands MAINPID over.
+        new = W.ctl_json(sock, "upgrade")["pid"]
+        msg = recv_until(ns, "MAINPID=%d" % new)
+        W.check(msg.get("READY") == "1", "READY=1 with MAINPID: %r" % msg)
         W.wait_for(lambda: d.poll() is not None, W.EXIT_TIMEOUT,
-                   "weftd to exit")
-        W.check(d.poll() == 0, "exit status %r" % d.poll())
-        W.check(not os.path.exists(pid_file), "pid_file left after exit")
+                   "the old weftd to exit")
+        W.check(d.poll() == 0, "old weftd exit status %r" % d.poll())
+        W.echo_roundtrip(port, b"after the upgrade\n")
+        with open(pid_file) as f:
+            W.check(f.read() == "%d\n" % new, "pid_file names the new pid")
+
+        # The new weftd is the main process: it says STOPPING=1.
+        os.kill(new, signal.SIGTERM)
+        recv_until(ns, "STOPPING=1")
+        W.wait_for(lambda: not W.pid_alive(new), W.EXIT_TIMEOUT,
+                   "the new weftd to exit")
+        W.wait_for(lambda: not os.path.exists(pid_file), W.EXIT_TIMEOUT,
+                   "pid_file removed at exit")
     ns.close()
 
     # The abstract namespace.
@@ -246,17 +263,19 @@ def socket_inodes(pid):
     return out
 
 
-def check_activated(d, port, port2, ino, want_listen):
+def check_activated(sup, port, port2, ino, want_listen):
     W.echo_roundtrip(port, b"passed socket\n")
     W.echo_roundtrip(port2, b"bound by weftd\n")
     n = W.listening_sockets(port)
     W.check(n == want_listen, "%d LISTEN sockets on the passed port, "
             "expected %d:\n%s" % (n, want_listen, W.ss_dump(port)))
-    W.check(ino in socket_inodes(d.pid), "the supervisor holds the passed "
+    W.check(ino in socket_inodes(sup), "the supervisor holds the passed "
             "socket")
     # Shared (want 1): every worker accepts on it; reuseport: worker 0 does,
     # the others on their own sockets of its group.
-    for w, comm in d.workers().items():
+    workers = {p: c for p, c in W.children(sup).items()
+               if W.WORKER_COMM_RE.match(c)}
+    for w, comm in workers.items():
         holds = ino in socket_inodes(w)
         W.check(holds == (want_listen == 1 or comm == "weftd-w0"),
                 "%s (pid %d) %s the passed socket"
@@ -274,13 +293,25 @@ def test_activation(reuseport):
         # Without ReusePort every worker accepts on the one passed socket;
         # with it, weftd adds one socket per other worker to its group.
         want = WORKERS if reuseport else 1
-        check_activated(d, port, port2, ino, want)
-        rc, out, err = W.weftctl(os.path.join(d.tmpdir, "weft.sock"),
-                                 "reload")
+        check_activated(d.pid, port, port2, ino, want)
+        sock = os.path.join(d.tmpdir, "weft.sock")
+        rc, out, err = W.weftctl(sock, "reload")
         W.check(rc == 0, "reload: %d %s %s" % (rc, out, err))
-        check_activated(d, port, port2, ino, want)
+        W.wait_for(lambda: len(d.workers()) == WORKERS, W.EXIT_TIMEOUT,
+                   "the old generation to exit")
+        check_activated(d.pid, port, port2, ino, want)
         W.check("passed by systemd" in d.log_text(), "start-up log line")
-        d.stop()
+        # A binary upgrade hands the passed socket over like any other.
+        new = W.ctl_json(sock, "upgrade")["pid"]
+        W.wait_for(lambda: d.poll() is not None, W.EXIT_TIMEOUT,
+                   "the old weftd to exit")
+        W.wait_for(lambda: len([c for c in W.children(new).values()
+                                if W.WORKER_COMM_RE.match(c)]) == WORKERS,
+                   W.EXIT_TIMEOUT, "the new weftd's workers")
+        check_activated(new, port, port2, ino, want)
+        os.kill(new, signal.SIGTERM)
+        W.wait_for(lambda: not W.pid_alive(new), W.EXIT_TIMEOUT,
+                   "the new weftd to exit")
     s.close()
 
 
