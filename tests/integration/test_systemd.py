@@ -30,7 +30,9 @@
    c. a passed socket bound to another port than the listener's: weftd
       exits 1 and says which listener, which addresses.
    d. a passed socket whose name is no listener's: weftd exits 1 and says
-      it matches no listener.
+      it matches no listener; LISTEN_FDNAMES naming more sockets than
+      LISTEN_FDS: exit 1.
+   e. no LISTEN_FDNAMES: the socket goes to the listener of its address.
 Every wait has a deadline (socket timeouts, wait_for); no fixed sleeps.
 """
 
@@ -110,8 +112,10 @@ class ActivatedWeftd(W.Weftd):
     def start(self):
         argv = ["/bin/sh", "-c", 'LISTEN_PID=$$; export LISTEN_PID; '
                 'exec "$@"', "sh", W.weftd_path(), "-c", self.config_path]
-        env = dict(os.environ, LISTEN_FDS=str(len(self.socks)),
-                   LISTEN_FDNAMES=":".join(self.names))
+        env = dict(os.environ, LISTEN_FDS=str(len(self.socks)))
+        env.pop("LISTEN_FDNAMES", None)
+        if self.names is not None:
+            env["LISTEN_FDNAMES"] = ":".join(self.names)
         env.pop("NOTIFY_SOCKET", None)
         W.log("starting %s (activated: %s)" % (" ".join(argv), self.names))
         with open(self.log_path, "wb") as err, \
@@ -337,6 +341,27 @@ def test_activation_refused():
         W.check(d.poll() == 1, "exit status %r" % d.poll())
         W.check("'nosuch'" in text and "matches no listener" in text,
                 "the error names the socket:\n%s" % text)
+    # LISTEN_FDNAMES naming more sockets than LISTEN_FDS.
+    d = ActivatedWeftd(config(port), [s], ["echo", "more"])
+    with d:
+        W.wait_for(lambda: d.poll() is not None, W.EXIT_TIMEOUT,
+                   "weftd to refuse LISTEN_FDNAMES")
+        W.check(d.poll() == 1 and "LISTEN_FDNAMES" in d.log_text(),
+                "exit %r:\n%s" % (d.poll(), d.log_text()))
+    s.close()
+
+
+def test_activation_unnamed():
+    """Without LISTEN_FDNAMES a passed socket goes to the listener of its
+    address."""
+    port = W.free_port()
+    s = listener(port, False)
+    with ActivatedWeftd(config(port), [s], None) as d:
+        d.wait_workers(WORKERS)
+        W.echo_roundtrip(port, b"matched by address\n")
+        n = W.listening_sockets(port)
+        W.check(n == 1, "%d LISTEN sockets:\n%s" % (n, W.ss_dump(port)))
+        d.stop()
     s.close()
 
 
@@ -345,6 +370,7 @@ def main():
     test_activation(False)
     test_activation(True)
     test_activation_refused()
+    test_activation_unnamed()
 
 
 if __name__ == "__main__":
