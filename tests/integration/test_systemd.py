@@ -33,6 +33,9 @@
       it matches no listener; LISTEN_FDNAMES naming more sockets than
       LISTEN_FDS: exit 1.
    e. no LISTEN_FDNAMES: the socket goes to the listener of its address.
+   f. (as root) ReusePort on, weftd running as nobody: it cannot join the
+      root-owned socket's group, says so, and the workers share the
+      passed socket (one LISTEN socket, every worker holds it).
 Every wait has a deadline (socket timeouts, wait_for); no fixed sleeps.
 """
 
@@ -97,10 +100,11 @@ class ActivatedWeftd(W.Weftd):
     sockets at descriptors 3.., LISTEN_PID set to weftd's own pid (sh
     execs it, keeping its pid), LISTEN_FDS and LISTEN_FDNAMES."""
 
-    def __init__(self, config_text, socks, names, **kw):
+    def __init__(self, config_text, socks, names, uid=None, **kw):
         super().__init__(config_text, **kw)
         self.socks = socks
         self.names = names
+        self.uid = uid
 
     def _preexec(self):
         fds = [s.fileno() for s in self.socks]
@@ -108,6 +112,10 @@ class ActivatedWeftd(W.Weftd):
         high = [os.dup(fd) for fd in fds]
         for i, fd in enumerate(high):
             os.dup2(fd, 3 + i)          # inheritable
+        if self.uid is not None:        # as a unit with User= runs it
+            os.setgroups([])
+            os.setgid(self.uid)
+            os.setuid(self.uid)
 
     def start(self):
         argv = ["/bin/sh", "-c", 'LISTEN_PID=$$; export LISTEN_PID; '
@@ -365,12 +373,39 @@ def test_activation_unnamed():
     s.close()
 
 
+def test_activation_other_user():
+    """ReusePort=yes, but weftd runs as another user than the socket's
+    creator (a system unit with User=): the kernel will not let it join
+    the group, so it warns and every worker shares the passed socket."""
+    if os.getuid() != 0:
+        W.log("not root: the other-user case is not tested")
+        return
+    nobody = 65534
+    port = W.free_port()
+    s = listener(port, True)
+    ino = os.fstat(s.fileno()).st_ino
+    d = ActivatedWeftd(config(port), [s], ["echo"], uid=nobody)
+    os.chmod(d.tmpdir, 0o777)           # its control socket goes there
+    with d:
+        d.wait_workers(WORKERS)
+        W.echo_roundtrip(port, b"another user\n")
+        n = W.listening_sockets(port)
+        W.check(n == 1, "%d LISTEN sockets:\n%s" % (n, W.ss_dump(port)))
+        W.check("cannot join the reuseport group" in d.log_text(),
+                "the fallback is logged:\n%s" % d.log_text())
+        for w in d.workers():
+            W.check(ino in socket_inodes(w), "worker %d shares it" % w)
+        d.stop()
+    s.close()
+
+
 def main():
     test_notify()
     test_activation(False)
     test_activation(True)
     test_activation_refused()
     test_activation_unnamed()
+    test_activation_other_user()
 
 
 if __name__ == "__main__":
