@@ -92,10 +92,13 @@ int activate_inherited(struct activated *act, char *err, size_t errlen)
         goto out;
     rc = 1;
 out:
+    if (rc == -1)
+        activate_free(act);
     activate_unsetenv();
     return rc;
 }
 
+/* Free the names; the descriptors are the caller's (listen.c). */
 void activate_free(struct activated *act)
 {
     for (size_t i = 0; i < act->n; i++)
