@@ -1,6 +1,7 @@
 #include "supervisor/listen.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <linux/filter.h>
 #include <netinet/tcp.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shared/log.h"
 #include "shared/util.h"
 
 static int set_opt(int fd, int level, int name)
@@ -86,6 +88,51 @@ static int open_one(const struct listener_conf *l)
     return fd;
 }
 
+/* Does fd have SO_REUSEPORT set? */
+static bool has_reuseport(int fd)
+{
+    int on = 0;
+    socklen_t len = sizeof(on);
+
+    return getsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, &len) == 0 && on;
+}
+
+/*
+ * The socket of slot s > 0 of listener lc whose slot-0 socket is first: a
+ * new reuseport socket joining first's group; or first itself, shared by
+ * the slots, when first has no SO_REUSEPORT (passed by systemd without
+ * ReusePort=yes) or its group refuses us (created by another user: the
+ * kernel only groups sockets of one uid). -1 with errno.
+ */
+static int open_slot(const struct listener_conf *lc, int first, int s)
+{
+    int fd;
+
+    if (!has_reuseport(first))
+        return first;
+    fd = open_one(lc);
+    if (fd == -1 && errno == EADDRINUSE) {
+        if (s == 1)
+            log_warn("%s: listener %s: cannot join the reuseport group of "
+                     "the passed socket (another user's?): every worker "
+                     "accepts on that one socket", __func__, lc->name);
+        return first;
+    }
+    return fd;
+}
+
+/*
+ * Close fds[i] unless an earlier entry is the same descriptor (slots
+ * sharing one passed socket): each descriptor is closed once.
+ */
+static void close_once(const int *fds, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (fds[j] == fds[i])
+            return;
+    close(fds[i]);
+}
+
 /* An empty set (every entry -1) of n listeners by nslots; -1 with err. */
 static int set_alloc(struct listen_set *set, size_t n, int nslots, char *err,
                      size_t errlen)
@@ -102,32 +149,155 @@ static int set_alloc(struct listen_set *set, size_t n, int nslots, char *err,
     return 0;
 }
 
-int listen_open(const struct config *cfg, int nslots, struct listen_set *set,
+static int socket_addr(int fd, struct addr *a);
+
+/*
+ * The index in act of the socket passed for lc (by name, or by address
+ * when systemd gave no names), -1 when none, -2 with err when two are.
+ */
+static int passed_for(const struct activated *act,
+                      const struct listener_conf *lc, char *err,
+                      size_t errlen)
+{
+    int found = -1;
+    struct addr a;
+
+    for (size_t i = 0; act != NULL && i < act->n; i++) {
+        bool match = act->names[i] != NULL
+                         ? strcmp(act->names[i], lc->name) == 0
+                         : socket_addr(act->fds[i], &a) == 0 &&
+                               addr_equal(&a, &lc->addr);
+        if (!match)
+            continue;
+        if (found != -1) {
+            snprintf(err, errlen, "listener %s: systemd passed two sockets "
+                     "for it (descriptors %d and %d)", lc->name,
+                     act->fds[found], act->fds[i]);
+            return -2;
+        }
+        found = (int)i;
+    }
+    return found;
+}
+
+/*
+ * Take the passed socket fd for lc: it must be of lc's kind and bound to
+ * lc's address; it is made non-blocking (workers share it) and tuned as
+ * the config says. 0, or -1 with err.
+ */
+static int take_passed(const struct listener_conf *lc, int fd, char *err,
+                       size_t errlen)
+{
+    char want[ADDR_STRLEN], got[ADDR_STRLEN];
+    struct addr a;
+    int flags;
+
+    if (socket_addr(fd, &a) == -1) {
+        snprintf(err, errlen, "listener %s: the descriptor %d systemd "
+                 "passed for it is not a socket: %s", lc->name, fd,
+                 strerror(errno));
+        return -1;
+    }
+    addr_format(&lc->addr, want, sizeof(want));
+    if (!addr_equal(&a, &lc->addr)) {
+        snprintf(err, errlen, "listener %s: the socket systemd passed for "
+                 "it (descriptor %d) is %s, the listener is %s", lc->name,
+                 fd, addr_format(&a, got, sizeof(got)), want);
+        return -1;
+    }
+    if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+        fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1 ||
+        (lc->addr.kind == ADDR_TCP &&
+         (set_opt(fd, IPPROTO_TCP, TCP_NODELAY) == -1 ||
+          listen_tune(fd, lc) == -1))) {
+        snprintf(err, errlen, "listener %s: %s: passed socket: %s",
+                 lc->name, want, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Every passed socket must belong to a listener; -1 with err if not. */
+static int passed_all_used(const struct activated *act,
+                           const struct listen_set *set, char *err,
+                           size_t errlen)
+{
+    for (size_t i = 0; act != NULL && i < act->n; i++) {
+        bool used = false;
+        for (size_t l = 0; l < set->nlisteners; l++)
+            used |= set->fds[l] == act->fds[i];
+        if (!used) {
+            snprintf(err, errlen, "the socket systemd passed as descriptor "
+                     "%d (named '%s') matches no listener: its "
+                     "FileDescriptorName= must be a listener's name",
+                     act->fds[i], act->names[i] ? act->names[i] : "");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * The sockets of listener l for every slot: the passed one (index p in
+ * act) or a new one for slot 0, then the others. -1 with errno (or with
+ * err already written, *said set).
+ */
+static int open_listener(const struct config *cfg, size_t l,
+                         const struct activated *act, int p,
+                         struct listen_set *set, char *err, size_t errlen,
+                         bool *said)
+{
+    const struct listener_conf *lc = &cfg->listeners[l];
+    size_t n = cfg->nlisteners;
+    int first;
+
+    if (p >= 0) {
+        if (take_passed(lc, act->fds[p], err, errlen) == -1) {
+            *said = true;
+            return -1;
+        }
+        first = act->fds[p];
+    } else if (probe_free(&lc->addr) == -1 || (first = open_one(lc)) == -1) {
+        return -1;
+    }
+    set->fds[l] = first;
+    for (int s = 1; s < set->nslots; s++) {
+        int fd = open_slot(lc, first, s);
+        if (fd == -1)
+            return -1;
+        set->fds[(size_t)s * n + l] = fd;
+    }
+    return 0;
+}
+
+int listen_open(const struct config *cfg, int nslots,
+                const struct activated *act, struct listen_set *set,
                 char *err, size_t errlen)
 {
     char a[ADDR_STRLEN];
     size_t n = cfg->nlisteners;
-    const struct listener_conf *lc = NULL;
+    bool said = false;
 
     if (set_alloc(set, n, nslots, err, errlen) == -1)
         return -1;
     for (size_t l = 0; l < n; l++) {
-        lc = &cfg->listeners[l];
-        addr_format(&lc->addr, a, sizeof(a));
-        if (probe_free(&lc->addr) == -1)
+        const struct listener_conf *lc = &cfg->listeners[l];
+        int p = passed_for(act, lc, err, errlen);
+        if (p == -2 ||
+            open_listener(cfg, l, act, p, set, err, errlen, &said) == -1) {
+            if (p != -2 && !said)
+                snprintf(err, errlen, "listener %s: %s: %s%s", lc->name,
+                         addr_format(&lc->addr, a, sizeof(a)),
+                         strerror(errno),
+                         errno == EADDRINUSE
+                             ? " (another process holds the port)"
+                             : "");
             goto fail;
-        for (int s = 0; s < nslots; s++) {
-            int fd = open_one(lc);
-            if (fd == -1)
-                goto fail;
-            set->fds[(size_t)s * n + l] = fd;
         }
     }
-    return 0;
+    if (passed_all_used(act, set, err, errlen) == 0)
+        return 0;
 fail:
-    snprintf(err, errlen, "listener %s: %s: %s%s", lc->name, a,
-             strerror(errno),
-             errno == EADDRINUSE ? " (another process holds the port)" : "");
     listen_close(set);
     return -1;
 }
@@ -157,13 +327,13 @@ void listen_close_others(const struct listen_set *cur,
 {
     for (size_t i = 0; i < set_size(cur); i++)
         if (cur->fds[i] != -1 && !set_holds(next, slot, cur->fds[i]))
-            close(cur->fds[i]);
+            close_once(cur->fds, i);
     if (next == cur)
         return;
     for (size_t i = 0; i < set_size(next); i++)
         if (next->fds[i] != -1 && !set_holds(next, slot, next->fds[i]) &&
             !set_holds(cur, -1, next->fds[i]))
-            close(next->fds[i]);
+            close_once(next->fds, i);
 }
 
 void listen_drop(struct listen_set *set, const struct listen_set *keep)
@@ -172,7 +342,7 @@ void listen_drop(struct listen_set *set, const struct listen_set *keep)
      * moves no other socket to a new index, so steering stays right. */
     for (size_t i = set_size(set); set->fds != NULL && i-- > 0;)
         if (set->fds[i] != -1 && !set_holds(keep, -1, set->fds[i]))
-            close(set->fds[i]);
+            close_once(set->fds, i);
     free(set->fds);
     set->fds = NULL;
 }
@@ -192,6 +362,11 @@ int listen_steer(const struct listen_set *set, char *err, size_t errlen)
     struct sock_fprog prog = { .len = countof(code), .filter = code };
 
     for (size_t l = 0; l < set->nlisteners; l++) {
+        /* One socket shared by the slots (passed by systemd): no group. */
+        if (!has_reuseport(set->fds[l]) ||
+            (set->nslots > 1 &&
+             set->fds[l] == set->fds[set->nlisteners + l]))
+            continue;
         if (setsockopt(set->fds[l], SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF,
                        &prog, sizeof(prog)) == -1) {
             snprintf(err, errlen, "steering connections to %d workers: %s",
@@ -233,7 +408,8 @@ int listen_reuse(const struct config *cfg_old, const struct listen_set *old,
                 continue;
             }
             if ((s == 0 && o == -1 && probe_free(&lc->addr) == -1) ||
-                (*fd = open_one(lc)) == -1) {
+                (*fd = s == 0 ? open_one(lc)
+                              : open_slot(lc, set->fds[l], s)) == -1) {
                 snprintf(err, errlen, "listener %s: %s: %s%s", lc->name,
                          addr_format(&lc->addr, a, sizeof(a)),
                          strerror(errno),
@@ -253,7 +429,7 @@ void listen_close(struct listen_set *set)
     if (set->fds != NULL)
         for (size_t i = 0; i < set->nlisteners * (size_t)set->nslots; i++)
             if (set->fds[i] != -1)
-                close(set->fds[i]);
+                close_once(set->fds, i);
     free(set->fds);
     set->fds = NULL;
 }
@@ -306,23 +482,31 @@ int listen_adopt(const struct config *cfg, int nslots, int *fds, size_t nfds,
                     listen_tune(*fd, lc);
                 continue;
             }
-            if ((*fd = open_one(lc)) == -1) {
+            if ((*fd = s == 0 ? open_one(lc)
+                              : open_slot(lc, set->fds[l], s)) == -1) {
                 snprintf(err, errlen, "listener %s: %s: %s", lc->name,
                          addr_format(&lc->addr, a, sizeof(a)),
                          strerror(errno));
                 free(have);
                 return -1;
             }
-            *steer = true; /* a new socket joins an existing group */
+            /* A new socket joins an existing group (not a shared one). */
+            *steer |= s == 0 || *fd != set->fds[l];
         }
     }
     /* Sockets this configuration no longer has: highest first. */
-    for (size_t i = nfds; i-- > 0;)
-        if (fds[i] != -1) {
-            close(fds[i]);
-            fds[i] = -1;
-            *steer = true;
-        }
+    for (size_t i = nfds; i-- > 0;) {
+        int fd = fds[i];
+        if (fd == -1)
+            continue;
+        /* A shared socket is listed once per slot it served. */
+        for (size_t j = 0; j < nfds; j++)
+            if (fds[j] == fd)
+                fds[j] = -1;
+        if (!set_holds(set, -1, fd))
+            close(fd);
+        *steer = true;
+    }
     free(have);
     return 0;
 }

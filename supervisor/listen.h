@@ -18,11 +18,27 @@ struct listen_set {
     int nslots;
 };
 
+/* Sockets passed by systemd (supervisor/activate.c). */
+#define ACTIVATE_FDS_MAX 256
+
+struct activated {
+    int fds[ACTIVATE_FDS_MAX];
+    char *names[ACTIVATE_FDS_MAX]; /* NULL when LISTEN_FDNAMES is unset */
+    size_t n;
+};
+
 /*
- * Open every listener's sockets for nslots slots. Returns 0, or -1 with a
- * message in err and nothing left open.
+ * Open every listener's sockets for nslots slots. With act (may be NULL),
+ * a listener that systemd passed a socket for (by name: the socket's
+ * FileDescriptorName= is the listener's name; by address when systemd
+ * gave no names) uses it for slot 0, and for the other slots new
+ * SO_REUSEPORT sockets in its group when it has SO_REUSEPORT, else the
+ * same socket. A passed socket that matches no listener, or not the
+ * address of its listener, is an error. Returns 0, or -1 with a message
+ * in err and nothing left open.
  */
-int listen_open(const struct config *cfg, int nslots, struct listen_set *set,
+int listen_open(const struct config *cfg, int nslots,
+                const struct activated *act, struct listen_set *set,
                 char *err, size_t errlen);
 
 /* The sockets of one slot, one per listener in config order. */

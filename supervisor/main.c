@@ -226,6 +226,25 @@ static int adopt(struct supervisor *sup, struct upgrade_fds *in, char *err,
     return 0;
 }
 
+/*
+ * The listening sockets of a fresh start: those systemd passed (socket
+ * activation), the others bound here. 0, or -1 with err.
+ */
+static int open_sockets(struct supervisor *sup, char *err, size_t errlen)
+{
+    struct activated act;
+    int rc = activate_inherited(&act, err, errlen);
+
+    if (rc == -1)
+        return -1;
+    if (rc == 1)
+        log_info("%s: %zu socket(s) passed by systemd", __func__, act.n);
+    rc = listen_open(sup->cfg, sup->nslots, rc == 1 ? &act : NULL, &sup->ls,
+                     err, errlen);
+    activate_free(&act);
+    return rc;
+}
+
 static void upgrade_logged(void *arg, const char *err)
 {
     (void)arg;
@@ -349,6 +368,7 @@ int main(int argc, char **argv)
         config_free(sup.cfg);
         return 1;
     }
+    notify_init();
     if (plan_workers(&sup, &o) == -1)
         fatal("%s: out of memory", __func__);
     sup.exe = exe_path(argv[0]);
@@ -366,8 +386,7 @@ int main(int argc, char **argv)
         goto out;
     if (bus_open(&sup) == -1)
         goto out;
-    if (!upgraded &&
-        listen_open(sup.cfg, sup.nslots, &sup.ls, err, sizeof(err)) == -1) {
+    if (!upgraded && open_sockets(&sup, err, sizeof(err)) == -1) {
         log_error("%s: %s", __func__, err);
         goto out;
     }
@@ -394,6 +413,10 @@ int main(int argc, char **argv)
         fatal("%s: out of memory", __func__);
     pidfile_write(&sup);
     upgrade_announce_when_ready(&sup);
+    /* An upgraded weftd is not the service's main process yet: the old
+     * one says READY=1 with our MAINPID once we serve. */
+    if (!upgraded)
+        notify_ready_when_serving(&sup);
     ev_run(sup.loop, 0);
     log_info("%s: all workers stopped; exiting", __func__);
     rc = 0;

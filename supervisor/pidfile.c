@@ -30,12 +30,20 @@ int pidfile_write(struct supervisor *sup)
         return 0;
     with_suffix(path, ".tmp", tmp, sizeof(tmp));
     f = fopen(tmp, "w");
-    if (f == NULL || fprintf(f, "%ld\n", (long)getpid()) < 0 ||
-        fclose(f) != 0 || rename(tmp, path) == -1) {
-        log_error("%s: %s: %s", __func__, path, strerror(errno));
-        return -1;
+    if (f == NULL)
+        goto fail;
+    if (fprintf(f, "%ld\n", (long)getpid()) < 0) {
+        fclose(f);
+        goto fail;
     }
+    if (fclose(f) != 0 || rename(tmp, path) == -1)
+        goto fail;
     return 0;
+fail:
+    log_error("%s: %s: %s", __func__, path, strerror(errno));
+    if (f != NULL)
+        unlink(tmp); /* no half-written temporary left behind */
+    return -1;
 }
 
 /* The pid written in path, or 0. */

@@ -55,6 +55,7 @@ static void child_become_worker(struct supervisor *sup,
     ev_signal_stop(loop, &sup->sigusr1);
     ev_signal_stop(loop, &sup->sigusr2);
     ev_timer_stop(loop, &sup->ready_poll);
+    ev_timer_stop(loop, &sup->notify_poll);
     ev_timer_stop(loop, &sup->kill_timer);
     ev_timer_stop(loop, &sup->quit_timer);
     ev_timer_stop(loop, &sup->heartbeat_check);
@@ -376,6 +377,8 @@ void proc_stop(struct supervisor *sup, double grace)
         return;
     }
     sup->stopping = true;
+    notify_stopping();
+    ev_timer_stop(sup->loop, &sup->notify_poll);
     sup->stop_grace = grace;
     reload_abort(sup, "weftd is stopping");
     for (int i = 0; i < CONFIG_WORKERS_MAX; i++)

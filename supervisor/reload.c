@@ -168,6 +168,11 @@ static void reload_fail(struct reload *r, const char *err)
     reload_free(r);
     log_warn("%s: reload failed: %s; generation %u keeps serving", __func__,
              err, sup->generation);
+    if (!sup->stopping) {
+        char status[600];
+        snprintf(status, sizeof(status), "reload failed: %.500s", err);
+        notify_ready(sup, status);
+    }
     if (done != NULL)
         done(arg, err);
 }
@@ -268,6 +273,7 @@ static void reload_commit(struct reload *r)
                sup->generation, sup->nslots);
     log_info("%s: generation %u serving; the previous one drains", __func__,
              sup->generation);
+    notify_ready(sup, NULL);
     /* A log file the new configuration names: here and in the new
      * workers (the old ones keep theirs until they exit). */
     proc_reopen_logs(sup);
@@ -334,35 +340,14 @@ static int reload_spawn(struct reload *r)
     return 0;
 }
 
-static const char *reload_try(struct supervisor *sup, reload_done_fn done,
-                              void *arg, struct config_errors *errs);
-
-const char *reload_start(struct supervisor *sup, reload_done_fn done,
-                         void *arg, struct config_errors *errs)
-{
-    const char *why = reload_try(sup, done, arg, errs);
-
-    if (why != NULL)
-        events_add(&sup->events, "reload", "refused: %s%s%.80s", why,
-                   errs->count > 0 ? ": " : "", errs->text);
-    return why;
-}
-
-/* reload_start's work: NULL once the new generation is starting. */
-static const char *reload_try(struct supervisor *sup, reload_done_fn done,
-                              void *arg, struct config_errors *errs)
+/* reload_start once it is sure to run: NULL, or why it was refused. */
+static const char *reload_begin(struct supervisor *sup, reload_done_fn done,
+                                void *arg, struct config_errors *errs)
 {
     static char err[512];
     const char *why;
     struct reload *r;
 
-    errs->count = 0;
-    errs->len = 0;
-    errs->text[0] = '\0';
-    if (sup->stopping)
-        return "weftd is stopping";
-    if (sup->reload != NULL || sup->upgrade != NULL)
-        return "a reload or an upgrade is already in progress";
     struct config *cfg = reload_load(sup, errs);
     if (cfg == NULL) {
         log_error("%s: configuration refused; generation %u keeps serving",
@@ -418,4 +403,34 @@ static const char *reload_try(struct supervisor *sup, reload_done_fn done,
     log_info("%s: configuration %s accepted; starting generation %u with "
              "%d workers", __func__, cfg->path, sup->generation + 1, nslots);
     return NULL;
+}
+
+/*
+ * systemd hears RELOADING=1 when a reload begins and READY=1 when it ends,
+ * whatever the outcome (reload_commit, reload_fail, or a refusal here).
+ * A request while stopping or while another reload runs changes nothing,
+ * and says nothing.
+ */
+const char *reload_start(struct supervisor *sup, reload_done_fn done,
+                         void *arg, struct config_errors *errs)
+{
+    char status[600];
+    const char *err;
+
+    errs->count = 0;
+    errs->len = 0;
+    errs->text[0] = '\0';
+    if (sup->stopping)
+        return "weftd is stopping";
+    if (sup->reload != NULL || sup->upgrade != NULL)
+        return "a reload or an upgrade is already in progress";
+    notify_reloading();
+    err = reload_begin(sup, done, arg, errs);
+    if (err != NULL) {
+        snprintf(status, sizeof(status), "reload refused: %.500s", err);
+        notify_ready(sup, status);
+        events_add(&sup->events, "reload", "refused: %s%s%.80s", err,
+                   errs->count > 0 ? ": " : "", errs->text);
+    }
+    return err;
 }

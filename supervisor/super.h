@@ -82,6 +82,7 @@ struct supervisor {
     pid_t upgraded_to;        /* the weftd that took over, or 0 */
     int ready_fd;             /* upgraded from an old weftd: tell it */
     ev_timer ready_poll;
+    ev_timer notify_poll; /* READY=1 once the first generation serves */
     bool stopping;
     ev_signal sigterm;
     ev_signal sigint;
@@ -176,6 +177,33 @@ int pidfile_write(struct supervisor *sup);
 void pidfile_remove(struct supervisor *sup);
 void pidfile_set_aside(struct supervisor *sup); /* -> PATH.oldbin */
 void pidfile_restore(struct supervisor *sup);   /* <- PATH.oldbin */
+
+/* supervisor/notify.c: sd_notify(3) without libsystemd */
+
+/* Read and unset NOTIFY_SOCKET; every notify_* does nothing without it. */
+void notify_init(void);
+bool notify_enabled(void);
+/* In an upgrade's child: give NOTIFY_SOCKET to the new weftd. */
+void notify_pass_on(void);
+/* READY=1, MAINPID and STATUS (what, if not NULL, first). */
+void notify_ready(const struct supervisor *sup, const char *what);
+/* READY=1 once every worker of the first generation serves. */
+void notify_ready_when_serving(struct supervisor *sup);
+void notify_reloading(void);  /* RELOADING=1, MONOTONIC_USEC */
+void notify_stopping(void);   /* STOPPING=1 */
+void notify_status(const char *status);
+/* The upgraded weftd pid serves: it is the service's main process now. */
+void notify_main_pid(const struct supervisor *sup, pid_t pid);
+
+/* supervisor/activate.c: sockets passed by systemd (sd_listen_fds(3)) */
+
+/*
+ * Read LISTEN_PID, LISTEN_FDS and LISTEN_FDNAMES (and unset them): 1 with
+ * *act filled when sockets were passed to this process, 0 when none, -1
+ * with a message in err.
+ */
+int activate_inherited(struct activated *act, char *err, size_t errlen);
+void activate_free(struct activated *act);
 
 /* The number of workers cfg asks for (weftd -w first). */
 int sup_worker_count(const struct supervisor *sup, const struct config *cfg);

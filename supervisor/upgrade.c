@@ -75,6 +75,8 @@ static void upgrade_exec(struct supervisor *sup, int ready_fd)
     setenv_int("WEFT_UPGRADE_CONTROL", ctl);
     setenv_int("WEFT_UPGRADE_ADMIN", adm);
     setenv_int("WEFT_UPGRADE_READY", ready_fd);
+    /* It will be the service's main process (see notify.c). */
+    notify_pass_on();
     execv(sup->exe, sup->argv);
     log_error("%s: exec %s: %s", __func__, sup->exe, strerror(errno));
     _exit(127);
@@ -107,6 +109,7 @@ static void upgrade_fail(struct upgrade *u, const char *err)
     sup->stats->h.workers = (uint32_t)sup->nslots;
     pidfile_restore(sup);
     upgrade_free(u);
+    notify_status("upgrade failed; this weftd keeps serving");
     log_error("%s: upgrade failed: %s; this weftd (pid %ld) keeps serving",
               __func__, err, (long)getpid());
     done(arg, err);
@@ -126,6 +129,8 @@ static void upgrade_done(struct upgrade *u)
 
     sup->upgraded_to = pid;
     upgrade_free(u);
+    /* We are still the main process systemd knows: hand that over. */
+    notify_main_pid(sup, pid);
     log_info("%s: weftd pid %ld serves; this one drains and exits",
              __func__, (long)pid);
     done(arg, NULL);
