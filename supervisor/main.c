@@ -349,6 +349,8 @@ int main(int argc, char **argv)
         config_free(sup.cfg);
         return 1;
     }
+    log_set_level((enum log_level)sup.cfg->log_level);
+    log_set_syslog(sup.cfg->log_syslog);
     if (plan_workers(&sup, &o) == -1)
         fatal("%s: out of memory", __func__);
     sup.exe = exe_path(argv[0]);

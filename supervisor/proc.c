@@ -408,8 +408,7 @@ int proc_reopen_logs(struct supervisor *sup)
 {
     struct wproc *p;
 
-    if (sup->cfg->log_file == NULL)
-        return 0;
+    /* No log file (any more): back to the stderr weftd started with. */
     if (log_open_file(sup->cfg->log_file) == -1) {
         log_error("%s: %s: %s", __func__, sup->cfg->log_file,
                   strerror(errno));
@@ -417,7 +416,8 @@ int proc_reopen_logs(struct supervisor *sup)
     }
     LIST_FOREACH(p, &sup->procs, link)
         kill(p->pid, SIGUSR1);
-    log_info("%s: log file reopened", __func__);
+    if (sup->cfg->log_file != NULL)
+        log_info("%s: log file reopened", __func__);
     return 0;
 }
 

@@ -132,6 +132,18 @@ static void worker_retire(struct worker *w)
     worker_drain(w);
 }
 
+/*
+ * This worker's configuration's log settings: a worker of a reload is
+ * forked before the supervisor takes the new ones, so it applies its own.
+ */
+static void worker_log_settings(struct worker *w, const struct config *cfg)
+{
+    log_set_level((enum log_level)cfg->log_level);
+    log_set_syslog(cfg->log_syslog);
+    if (log_open_file(w->log_file) == -1)
+        log_error("%s: %s: %s", __func__, w->log_file, strerror(errno));
+}
+
 /* SIGUSR1: the supervisor reopened the log file; so do we. */
 static void worker_reopen_cb(struct ev_loop *loop, ev_signal *s,
                              int revents)
@@ -259,6 +271,7 @@ void worker_main(const struct worker_spec *spec)
     ev_signal_start(w.loop, &w.sigterm);
     ev_signal_start(w.loop, &w.sigdrain);
     w.log_file = spec->cfg->log_file;
+    worker_log_settings(&w, spec->cfg);
     ev_signal_init(&w.sigreopen, worker_reopen_cb, SIGUSR1);
     w.sigreopen.data = &w;
     ev_signal_start(w.loop, &w.sigreopen); /* never SIGUSR1's default */
