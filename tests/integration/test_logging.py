@@ -197,15 +197,17 @@ def bind_dev_log():
         s.close()
         return None, "cannot bind /dev/log: %s" % e
     s.settimeout(0.2)
-    return s, None
+    # The file's identity: fstat of a socket names the socket, not it.
+    st = os.lstat("/dev/log")
+    return (s, (st.st_dev, st.st_ino)), None
 
 
-def unbind_dev_log(s):
-    """Remove /dev/log only if it is still the socket we made."""
+def unbind_dev_log(made):
+    """Remove /dev/log only if it is still the socket file we made."""
+    s, ident = made
     try:
         st = os.lstat("/dev/log")
-        mine = os.fstat(s.fileno())
-        if stat.S_ISSOCK(st.st_mode) and st.st_ino == mine.st_ino:
+        if stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) == ident:
             os.unlink("/dev/log")
     except OSError:
         pass
@@ -213,14 +215,15 @@ def unbind_dev_log(s):
 
 
 def test_syslog(tmp):
-    s, why = bind_dev_log()
-    if s is None:
+    made, why = bind_dev_log()
+    if made is None:
         W.log("SKIP 5: syslog not checked: %s" % why)
         return
     try:
-        check_syslog(tmp, s)
+        check_syslog(tmp, made[0])
     finally:
-        unbind_dev_log(s)
+        unbind_dev_log(made)
+    W.check(not os.path.exists("/dev/log"), "/dev/log left behind")
 
 
 def check_syslog(tmp, s):
