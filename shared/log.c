@@ -129,7 +129,8 @@ log_vwrite(enum log_level level, const char *fmt, va_list ap)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int t = snprintf(line, sizeof(line),
-                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                      tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     int n = t + snprintf(line + t, sizeof(line) - (size_t)t, "%-5s [%ld %s] ",
                          level_names[level], (long)getpid(), log_role);
