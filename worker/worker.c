@@ -230,6 +230,9 @@ static void worker_cleanup(struct worker *w)
     ev_signal_stop(w->loop, &w->sigdrain);
     ev_signal_stop(w->loop, &w->sigquit);
     ev_signal_stop(w->loop, &w->sigreopen);
+    /* Stopping the watcher restored SIGUSR1's default, which kills: a
+     * reopen sent while this worker exits must not. */
+    signal(SIGUSR1, SIG_IGN);
     ev_prepare_stop(w->loop, &w->settle_w);
     ev_signal_stop(w->loop, &w->sigterm);
     free(w->listeners);
