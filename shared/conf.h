@@ -59,7 +59,9 @@ struct config {
     struct control_conf control;
     int shutdown_timeout; /* s a draining worker waits for connections */
     int max_generations;  /* generations alive at once, current included */
-    char *log_file;       /* NULL: stderr */
+    char *log_file;       /* log.file (or log_file); NULL: stderr */
+    int log_level;        /* enum log_level (shared/log.h) */
+    bool log_syslog;      /* lines also go to syslog(3) */
     char *pid_file;       /* NULL: none */
     int workers; /* 0 = "auto" */
     bool cpu_affinity;

@@ -12,6 +12,7 @@
 
 #include "protocols/registry.h"
 #include "shared/bus.h"
+#include "shared/log.h"
 #include "shared/tls.h"
 #include "shared/stats.h"
 #include "shared/util.h"
@@ -451,10 +452,75 @@ static void load_admin(struct cfgctx *x, const config_setting_t *root,
                     cfg->listeners[i].name);
 }
 
+/* An optional boolean key of g into *out; absent leaves *out alone. */
+static void opt_bool(struct cfgctx *x, const config_setting_t *g,
+                     const char *key, bool *out)
+{
+    const config_setting_t *s = config_setting_get_member(g, key);
+
+    if (s == NULL)
+        return;
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+        cfg_err(x, s, "%s: expected true or false", key);
+    else
+        *out = config_setting_get_bool(s);
+}
+
+/* log.level: one of the names log_level_parse knows. */
+static void load_log_level(struct cfgctx *x, const config_setting_t *g,
+                           struct config *cfg)
+{
+    const char *v = opt_string(x, g, "level");
+    enum log_level level;
+
+    if (v == NULL)
+        return;
+    if (log_level_parse(v, &level) == -1)
+        cfg_err(x, config_setting_get_member(g, "level"),
+                "level '%s': expected \"debug\", \"info\", \"warn\" or "
+                "\"error\"", v);
+    else
+        cfg->log_level = (int)level;
+}
+
+/*
+ * log = { file; level; syslog; }, and the top-level log_file that file
+ * replaces (kept as a deprecated alias; both at once are refused).
+ */
+static void load_log(struct cfgctx *x, const config_setting_t *root,
+                     struct config *cfg)
+{
+    static const char *const log_keys[] = { "file", "level", "syslog" };
+    const config_setting_t *g = config_setting_get_member(root, "log");
+    const config_setting_t *alias = config_setting_get_member(root, "log_file");
+
+    cfg->log_level = LOG_LVL_INFO;
+    cfg->log_syslog = false;
+    if (g != NULL && !config_setting_is_group(g)) {
+        cfg_err(x, g, "log: expected a group { ... }");
+        g = NULL;
+    }
+    if (g == NULL) {
+        cfg->log_file = opt_path(x, root, "log_file");
+        return;
+    }
+    check_keys(x, g, log_keys, countof(log_keys), NULL, "log");
+    const config_setting_t *file = config_setting_get_member(g, "file");
+    if (file != NULL && alias != NULL)
+        cfg_err(x, alias, "log_file: a deprecated alias of log.file, which "
+                "is set too (line %d)", (int)config_setting_source_line(file));
+    else if (file != NULL)
+        cfg->log_file = opt_path(x, g, "file");
+    else
+        cfg->log_file = opt_path(x, root, "log_file");
+    load_log_level(x, g, cfg);
+    opt_bool(x, g, "syslog", &cfg->log_syslog);
+}
+
 static const char *const top_keys[] = {
     "workers",         "cpu_affinity", "shutdown_timeout", "max_generations",
     "log_file",        "pid_file",     "modules",          "control",
-    "admin",           "listeners",    "bus",
+    "admin",           "listeners",    "bus",              "log",
     "tls_ticket_rotate",
 };
 
@@ -480,15 +546,9 @@ static struct config *config_build(config_t *lc, struct cfgctx *x)
             &cfg->tls_ticket_rotate);
     cfg->max_generations = CONFIG_MAX_GENERATIONS_DEFAULT;
     get_int(x, root, "max_generations", 1, 64, &cfg->max_generations);
-    cfg->log_file = opt_path(x, root, "log_file");
+    load_log(x, root, cfg);
     cfg->pid_file = opt_path(x, root, "pid_file");
-    const config_setting_t *s = config_setting_get_member(root, "cpu_affinity");
-    if (s != NULL) {
-        if (config_setting_type(s) != CONFIG_TYPE_BOOL)
-            cfg_err(x, s, "cpu_affinity: expected true or false");
-        else
-            cfg->cpu_affinity = config_setting_get_bool(s);
-    }
+    opt_bool(x, root, "cpu_affinity", &cfg->cpu_affinity);
     load_listeners(x, root, cfg);
     load_control(x, root, &cfg->control);
     load_admin(x, root, cfg);

@@ -369,6 +369,8 @@ int main(int argc, char **argv)
         return 1;
     }
     notify_init();
+    log_set_level((enum log_level)sup.cfg->log_level);
+    log_set_syslog(sup.cfg->log_syslog);
     if (plan_workers(&sup, &o) == -1)
         fatal("%s: out of memory", __func__);
     sup.exe = exe_path(argv[0]);

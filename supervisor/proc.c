@@ -418,13 +418,15 @@ int proc_reopen_logs(struct supervisor *sup)
 {
     struct wproc *p;
 
-    if (sup->cfg->log_file == NULL)
-        return 0;
+    /* No log file (any more): back to the stderr weftd started with. */
     if (log_open_file(sup->cfg->log_file) == -1) {
-        log_error("%s: %s: %s", __func__, sup->cfg->log_file,
+        log_error("%s: %s: %s", __func__,
+                  sup->cfg->log_file ? sup->cfg->log_file : "stderr",
                   strerror(errno));
         return -1;
     }
+    if (sup->cfg->log_file == NULL)
+        return 0;
     LIST_FOREACH(p, &sup->procs, link)
         kill(p->pid, SIGUSR1);
     log_info("%s: log file reopened", __func__);

@@ -260,6 +260,10 @@ static void reload_commit(struct reload *r)
     reload_name_rows(sup, r->cfg, r->rows);
     config_free(sup->cfg);
     sup->cfg = r->cfg;
+    /* The new log level and syslog setting, here; the new workers took
+     * them at start, the old ones keep theirs until they exit. */
+    log_set_level((enum log_level)sup->cfg->log_level);
+    log_set_syslog(sup->cfg->log_syslog);
     tickets_reload(sup);
     free(sup->rows);
     sup->rows = r->rows;

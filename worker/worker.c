@@ -132,6 +132,18 @@ static void worker_retire(struct worker *w)
     worker_drain(w);
 }
 
+/*
+ * This worker's configuration's log settings: a worker of a reload is
+ * forked before the supervisor takes the new ones, so it applies its own.
+ */
+static void worker_log_settings(struct worker *w, const struct config *cfg)
+{
+    log_set_level((enum log_level)cfg->log_level);
+    log_set_syslog(cfg->log_syslog);
+    if (log_open_file(w->log_file) == -1)
+        log_error("%s: %s: %s", __func__, w->log_file, strerror(errno));
+}
+
 /* SIGUSR1: the supervisor reopened the log file; so do we. */
 static void worker_reopen_cb(struct ev_loop *loop, ev_signal *s,
                              int revents)
@@ -218,6 +230,9 @@ static void worker_cleanup(struct worker *w)
     ev_signal_stop(w->loop, &w->sigdrain);
     ev_signal_stop(w->loop, &w->sigquit);
     ev_signal_stop(w->loop, &w->sigreopen);
+    /* Stopping the watcher restored SIGUSR1's default, which kills: a
+     * reopen sent while this worker exits must not. */
+    signal(SIGUSR1, SIG_IGN);
     ev_prepare_stop(w->loop, &w->settle_w);
     ev_signal_stop(w->loop, &w->sigterm);
     free(w->listeners);
@@ -259,6 +274,7 @@ void worker_main(const struct worker_spec *spec)
     ev_signal_start(w.loop, &w.sigterm);
     ev_signal_start(w.loop, &w.sigdrain);
     w.log_file = spec->cfg->log_file;
+    worker_log_settings(&w, spec->cfg);
     ev_signal_init(&w.sigreopen, worker_reopen_cb, SIGUSR1);
     w.sigreopen.data = &w;
     ev_signal_start(w.loop, &w.sigreopen); /* never SIGUSR1's default */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shared/log.h"
 #include "supervisor/config.h"
 #include "tests/unit/check_run.h"
 
@@ -105,6 +106,38 @@ START_TEST(test_defaults)
     cfg = load_ok("workers = \"auto\";\n" L1);
     ck_assert_int_eq(cfg->workers, 0);
     config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_log)
+{
+    struct config *cfg = load_ok(L1);
+
+    ck_assert_ptr_null(cfg->log_file);
+    ck_assert_int_eq(cfg->log_level, LOG_LVL_INFO);
+    ck_assert(!cfg->log_syslog);
+    config_free(cfg);
+    cfg = load_ok("log = { file = \"/tmp/w.log\"; level = \"debug\";"
+                  " syslog = true; };\n" L1);
+    ck_assert_str_eq(cfg->log_file, "/tmp/w.log");
+    ck_assert_int_eq(cfg->log_level, LOG_LVL_DEBUG);
+    ck_assert(cfg->log_syslog);
+    config_free(cfg);
+    /* The deprecated alias, alone or beside a log group without file. */
+    cfg = load_ok("log_file = \"/tmp/a.log\";\n" L1);
+    ck_assert_str_eq(cfg->log_file, "/tmp/a.log");
+    config_free(cfg);
+    cfg = load_ok("log_file = \"/tmp/a.log\";\nlog = { level = \"warn\"; };\n"
+                  L1);
+    ck_assert_str_eq(cfg->log_file, "/tmp/a.log");
+    ck_assert_int_eq(cfg->log_level, LOG_LVL_WARN);
+    config_free(cfg);
+    expect_error("log = {\n level = \"loud\"; };\n" L1, 2, "level 'loud'");
+    expect_error("log_file = \"/a\";\nlog = { file = \"/b\"; };\n" L1, 1,
+                 "deprecated alias");
+    expect_error("log = {\n file = \"\"; };\n" L1, 2, "file: empty");
+    expect_error("\nlog = 3;\n" L1, 2, "log: expected a group");
+    expect_error("log = {\n\n syslog = 1; };\n" L1, 3, "syslog: expected");
 }
 END_TEST
 
@@ -315,6 +348,7 @@ int main(void)
     tcase_add_test(tc, test_protocol_settings);
     tcase_add_test(tc, test_listener_limits);
     tcase_add_test(tc, test_modules);
+    tcase_add_test(tc, test_log);
     tcase_add_test(tc, test_unreadable);
     suite_add_tcase(s, tc);
     return check_run(s);
