@@ -18,6 +18,9 @@ Needs root (CI runs the tests as root); skipped otherwise.
      hard limit lowered: the clear error naming the hard limit, exit 1.
      As root, above fs.nr_open: an error naming it, exit 1. As nobody
      with user = "root": "user requires starting as root", exit 1.
+  5. log_file belongs to nobody (at start and after weftctl reopen): a
+     worker reopens it after a rotation (its last line, at a reload, is
+     in the new file).
 
 Synchronisation: every wait is a condition polled with a deadline.
 """
@@ -239,6 +242,55 @@ def check_refusals(nobody):
           "without root: refused, exit 1")
 
 
+LOG_CONF = """
+workers = 1;
+cpu_affinity = false;
+shutdown_timeout = 2;
+user = "nobody";
+log_file = "%(log)s";
+listeners = (
+  { name = "e"; listen = "127.0.0.1:%(port)d"; protocol = "echo"; }
+);
+"""
+
+
+def test_log_reopen(nobody):
+    """log_file is nobody's: a worker reopens it after a rotation."""
+    d = W.make_tmpdir()
+    os.chmod(d, 0o755)       # the worker reopens the file by its path
+    log_path = os.path.join(d, "weft.log")
+    port = W.free_port()
+    with W.Weftd(LOG_CONF % {"log": log_path, "port": port},
+                 tmpdir=d) as w:
+        old = list(w.wait_workers(1))[0]
+        w.wait_tcp(port)
+        W.check(os.stat(log_path).st_uid == nobody.pw_uid,
+                "log_file owned by %d, not nobody" % os.stat(log_path).st_uid)
+        os.rename(log_path, log_path + ".1")
+        sock = os.path.join(d, "weft.sock")
+        W.ctl_json(sock, "reopen")
+        W.wait_for(lambda: os.path.exists(log_path), 10.0, "the new log")
+        W.check(os.stat(log_path).st_uid == nobody.pw_uid,
+                "reopened log_file owned by %d" % os.stat(log_path).st_uid)
+        # The worker logs "stopping" when a reload replaces it: into the
+        # new file if it could reopen it as nobody, else into the old one.
+        W.ctl_json(sock, "reload")
+        mark = "[%d w0] worker_main: worker 0 stopping" % old
+
+        def logged():
+            with open(log_path) as f:
+                return mark in f.read()
+        try:
+            W.wait_for(logged, 15.0, "the old worker's last line in the "
+                       "reopened log")
+        except W.TestFailure:
+            with open(log_path + ".1") as f:
+                raise W.TestFailure("not in the new log; the old one "
+                                    "ends:\n%s" % f.read()[-1500:])
+        w.stop(limit=10.0)
+    W.log("5: log_file is nobody's; a worker reopened it after rotation")
+
+
 def wait_new_workers(d, old):
     def fresh():
         w = d.workers()
@@ -301,6 +353,7 @@ def test():
               % sorted(new))
         d.stop(limit=10.0)
     check_refusals(nobody)
+    test_log_reopen(nobody)
 
 
 if __name__ == "__main__":
