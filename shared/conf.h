@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "shared/addr.h"
 #include "weft/weft.h"
@@ -67,6 +68,12 @@ struct config {
     bool cpu_affinity;
     int bus_ring_size; /* bytes of data of each bus ring; 0: automatic */
     int tls_ticket_rotate; /* s between two session-ticket keys */
+    char *user;            /* workers run as this user; NULL: as weftd */
+    uid_t uid;             /* of user */
+    gid_t gid;             /* of group, or user's primary group */
+    bool has_group;        /* group was set: no supplementary groups */
+    long rlimit_nofile;    /* RLIMIT_NOFILE to raise to at start; 0: keep */
+    bool worker_core_dumps; /* workers stay dumpable after the drop */
     struct listener_conf *listeners;
     size_t nlisteners;
     const struct weft_module **modules; /* loaded by this config */

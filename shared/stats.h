@@ -39,6 +39,8 @@
     X(connections_forced, COUNTER,                                           \
       "Connections closed when shutdown_timeout ended a drain")              \
     X(connections_active, GAUGE, "Connections open now")                     \
+    X(accept_paused, COUNTER,                                                \
+      "Times a listener stopped accepting at max_connections")              \
     X(bytes_in, COUNTER, "Bytes received on connections")                    \
     X(bytes_out, COUNTER, "Bytes sent on connections")                       \
     X(datagrams_in, COUNTER, "Datagrams received")                           \
@@ -104,8 +106,9 @@ extern const struct stats_field_info stats_fields[STATS_NFIELDS];
 
 #define STATS_MAGIC 0x54464557u /* "WEFT" */
 /* 2: responses_1xx..5xx and the latency histogram in each row.
- * 3: messages_skipped, the bus_* and tls_* fields. */
-#define STATS_LAYOUT_VERSION 3
+ * 3: messages_skipped, the bus_* and tls_* fields.
+ * 4: accept_paused. */
+#define STATS_LAYOUT_VERSION 4
 
 /*
  * Request latency: a log-linear histogram of whole microseconds, as

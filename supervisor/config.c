@@ -3,6 +3,7 @@
 
 #include <grp.h>
 #include <libconfig.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -521,8 +522,67 @@ static const char *const top_keys[] = {
     "workers",         "cpu_affinity", "shutdown_timeout", "max_generations",
     "log_file",        "pid_file",     "modules",          "control",
     "admin",           "listeners",    "bus",              "log",
-    "tls_ticket_rotate",
+    "tls_ticket_rotate", "user",        "group",           "rlimit_nofile",
+    "worker_core_dumps",
 };
+
+/*
+ * user = "name"; group = "name";: whom the workers run as. Both are looked
+ * up now, so a name that does not exist is refused with its line; group
+ * defaults to the user's primary group (and then the user's supplementary
+ * groups too). group without user is refused.
+ */
+static void load_user(struct cfgctx *x, const config_setting_t *root,
+                      struct config *cfg)
+{
+    const char *user = opt_string(x, root, "user");
+    const char *group = opt_string(x, root, "group");
+    const struct passwd *pw;
+    const struct group *gr;
+
+    if (user == NULL) {
+        if (group != NULL)
+            cfg_err(x, config_setting_get_member(root, "group"),
+                    "group: needs user");
+        return;
+    }
+    if ((pw = getpwnam(user)) == NULL) {
+        cfg_err(x, config_setting_get_member(root, "user"),
+                "user: no user named '%s'", user);
+        return;
+    }
+    cfg->uid = pw->pw_uid;
+    cfg->gid = pw->pw_gid;
+    if ((cfg->user = strdup(user)) == NULL)
+        cfg_err(x, NULL, "out of memory");
+    if (group == NULL)
+        return;
+    if ((gr = getgrnam(group)) == NULL) {
+        cfg_err(x, config_setting_get_member(root, "group"),
+                "group: no group named '%s'", group);
+        return;
+    }
+    cfg->gid = gr->gr_gid;
+    cfg->has_group = true;
+}
+
+/* rlimit_nofile = N;: descriptors per process, raised at start. */
+static void load_rlimit(struct cfgctx *x, const config_setting_t *root,
+                        struct config *cfg)
+{
+    const config_setting_t *s = config_setting_get_member(root,
+                                                           "rlimit_nofile");
+
+    cfg->rlimit_nofile = 0;
+    if (s == NULL)
+        return;
+    long long v = config_setting_get_int64(s);
+    if (!cfg_is_int(s) || v < 64 || v > (1LL << 30))
+        cfg_err(x, s, "rlimit_nofile: expected an integer 64..%lld",
+                1LL << 30);
+    else
+        cfg->rlimit_nofile = (long)v;
+}
 
 /* Check the parsed tree and build the config from it. */
 static struct config *config_build(config_t *lc, struct cfgctx *x)
@@ -549,6 +609,9 @@ static struct config *config_build(config_t *lc, struct cfgctx *x)
     load_log(x, root, cfg);
     cfg->pid_file = opt_path(x, root, "pid_file");
     opt_bool(x, root, "cpu_affinity", &cfg->cpu_affinity);
+    opt_bool(x, root, "worker_core_dumps", &cfg->worker_core_dumps);
+    load_user(x, root, cfg);
+    load_rlimit(x, root, cfg);
     load_listeners(x, root, cfg);
     load_control(x, root, &cfg->control);
     load_admin(x, root, cfg);
@@ -622,6 +685,7 @@ void config_free(struct config *cfg)
     free(cfg->control.path);
     free(cfg->log_file);
     free(cfg->pid_file);
+    free(cfg->user);
     free(cfg->path);
     free(cfg);
 }

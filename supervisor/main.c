@@ -14,6 +14,7 @@
 #include "shared/log.h"
 #include "supervisor/config.h"
 #include "supervisor/control.h"
+#include "supervisor/privs.h"
 #include "shared/util.h"
 #include "supervisor/super.h"
 
@@ -371,6 +372,13 @@ int main(int argc, char **argv)
     notify_init();
     log_set_level((enum log_level)sup.cfg->log_level);
     log_set_syslog(sup.cfg->log_syslog);
+    /* Before anything is opened or forked: every process inherits it. */
+    if (privs_start(sup.cfg, err, sizeof(err)) == -1) {
+        log_error("%s: %s", __func__, err);
+        config_free(sup.cfg);
+        return 1;
+    }
+    privs_chown_log(sup.cfg);
     if (plan_workers(&sup, &o) == -1)
         fatal("%s: out of memory", __func__);
     sup.exe = exe_path(argv[0]);

@@ -17,6 +17,7 @@
 #include "shared/util.h"
 #include "supervisor/config.h"
 #include "supervisor/control.h"
+#include "supervisor/privs.h"
 #include "supervisor/super.h"
 #include "worker/worker.h"
 
@@ -73,13 +74,16 @@ static void child_become_worker(struct supervisor *sup,
     ev_loop_destroy(loop);
     signal(SIGTERM, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
+    log_set_role(slot);
 
+    /* Before the death signal: changing credentials clears it. */
+    if (privs_drop(cfg) == -1)
+        _exit(1);
     /* If the supervisor dies, so do we: no orphan keeps a port. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != parent)
         _exit(1);
     snprintf(name, sizeof(name), "weftd-w%d", slot);
     prctl(PR_SET_NAME, name);
-    log_set_role(slot);
     listen_close_others(&sup->ls, ls, slot);
 
     struct worker_spec spec = {
@@ -427,6 +431,8 @@ int proc_reopen_logs(struct supervisor *sup)
     }
     if (sup->cfg->log_file == NULL)
         return 0;
+    /* The workers reopen it as their user. */
+    privs_chown_log(sup->cfg);
     LIST_FOREACH(p, &sup->procs, link)
         kill(p->pid, SIGUSR1);
     log_info("%s: log file reopened", __func__);

@@ -14,6 +14,7 @@
 
 #include "shared/log.h"
 #include "shared/util.h"
+#include "supervisor/privs.h"
 #include "supervisor/super.h"
 
 /* New workers must serve within this, or the reload is abandoned. */
@@ -69,7 +70,10 @@ static const char *reload_unsupported(const struct supervisor *sup,
     const struct config *old = sup->cfg;
     const struct control_conf *a = &old->control, *b = &cfg->control;
     int free_blocks = 0;
+    const char *why;
 
+    if ((why = privs_check(cfg)) != NULL)
+        return why;
     if (strcmp(a->path, b->path) != 0 || a->mode != b->mode ||
         a->has_group != b->has_group || a->gid != b->gid ||
         a->has_admin != b->has_admin ||
@@ -264,6 +268,7 @@ static void reload_commit(struct reload *r)
      * them at start, the old ones keep theirs until they exit. */
     log_set_level((enum log_level)sup->cfg->log_level);
     log_set_syslog(sup->cfg->log_syslog);
+    privs_chown_log(sup->cfg);
     tickets_reload(sup);
     free(sup->rows);
     sup->rows = r->rows;

@@ -16,8 +16,12 @@ void listener_update(struct weft_listener *ln)
 {
     struct worker *w = ln->w;
     int max = ln->conf->max_connections;
+    bool was_full = ln->full;
 
     ln->full = max > 0 && ln->nconns >= max;
+    /* Each pause counts once: what comes meanwhile waits in the queue. */
+    if (ln->full && !was_full && ln->stats != NULL)
+        stats_add(ln->stats, STAT_accept_paused, 1);
     bool on = !w->stopping && !w->draining && !w->accept_blocked &&
               !ln->full;
     if (on && !ev_is_active(&ln->io))

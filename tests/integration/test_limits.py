@@ -2,7 +2,8 @@
 
   * max_connections = 2 with one worker: a third connection waits in the
     accept queue (its echo does not come back while two are open) and is
-    served as soon as one of the first two closes;
+    served as soon as one of the first two closes; the pause is counted in
+    the listener's accept_paused (weftctl stats);
   * a worker whose RLIMIT_NOFILE is exhausted pauses accepting instead of
     spinning on EMFILE: it logs the condition once, uses almost no CPU while
     blocked, and serves every queued connection once descriptors free up.
@@ -13,6 +14,7 @@ reply during a short window: they can only pass wrongly on a slow machine,
 never fail wrongly.
 """
 
+import os
 import resource
 import socket
 
@@ -67,7 +69,16 @@ def test_max_connections():
         served(c, b"c" * 1000)
         b.close()
         c.close()
-        W.log("max_connections: third connection waited, then was served")
+        sock = os.path.join(d.tmpdir, "weft.sock")
+
+        def paused():
+            st = W.ctl_json(sock, "stats")
+            ls = {l["name"]: l for l in st["listeners"]}
+            return ls["echo"]["accept_paused"] >= 1 and \
+                st["totals"]["accept_paused"] >= 1
+        W.wait_for(paused, 10.0, "accept_paused counted in weftctl stats")
+        W.log("max_connections: third connection waited, then was served; "
+              "the pause counted in accept_paused")
 
 
 def worker_cpu(pid):

@@ -245,6 +245,41 @@ START_TEST(test_bad_values)
 }
 END_TEST
 
+/* user, group, rlimit_nofile, worker_core_dumps (supervisor/privs.c). */
+START_TEST(test_privs)
+{
+    struct config *cfg = load_ok(L1);
+
+    ck_assert_ptr_null(cfg->user);
+    ck_assert_int_eq(cfg->rlimit_nofile, 0);
+    ck_assert(!cfg->worker_core_dumps);
+    config_free(cfg);
+    /* root exists everywhere: uid 0, primary group 0. */
+    cfg = load_ok("user = \"root\";\nrlimit_nofile = 4096;\n"
+                  "worker_core_dumps = true;\n" L1);
+    ck_assert_str_eq(cfg->user, "root");
+    ck_assert_int_eq(cfg->uid, 0);
+    ck_assert_int_eq(cfg->gid, 0);
+    ck_assert(!cfg->has_group);
+    ck_assert_int_eq(cfg->rlimit_nofile, 4096);
+    ck_assert(cfg->worker_core_dumps);
+    config_free(cfg);
+    cfg = load_ok("user = \"root\"; group = \"root\";\n" L1);
+    ck_assert(cfg->has_group);
+    config_free(cfg);
+    expect_error("workers = 1;\nuser = \"no-such-user\";\n" L1, 2,
+                 "user: no user named 'no-such-user'");
+    expect_error("user = \"root\";\n\ngroup = \"no-such-group\";\n" L1,
+                 3, "group: no group named 'no-such-group'");
+    expect_error("group = \"root\";\n" L1, 1, "group: needs user");
+    expect_error("user = 0;\n" L1, 1, "user: expected a string");
+    expect_error("\nrlimit_nofile = 10;\n" L1, 2,
+                 "rlimit_nofile: expected an integer 64..");
+    expect_error("worker_core_dumps = 1;\n" L1, 1,
+                 "worker_core_dumps: expected true or false");
+}
+END_TEST
+
 #define PX_HEAD "listeners = (\n { name = \"p\"; listen = \"127.0.0.1:7\";" \
                 " protocol = \"proxy\";\n"
 
@@ -344,6 +379,7 @@ int main(void)
     tcase_add_test(tc, test_missing);
     tcase_add_test(tc, test_duplicates);
     tcase_add_test(tc, test_bad_values);
+    tcase_add_test(tc, test_privs);
     tcase_add_test(tc, test_all_errors_reported);
     tcase_add_test(tc, test_protocol_settings);
     tcase_add_test(tc, test_listener_limits);
