@@ -134,12 +134,8 @@ static void notify_ready_poll_cb(struct ev_loop *loop, ev_timer *t,
     struct supervisor *sup = t->data;
 
     (void)revents;
-    for (int i = 0; i < sup->nslots; i++) {
-        struct wproc *p = sup->slots[i].cur;
-        if (p == NULL || atomic_load(&sup->stats->block[p->block].state) !=
-                             WORKER_RUNNING)
-            return;
-    }
+    if (!proc_all_serving(sup))
+        return;
     ev_timer_stop(loop, t);
     if (!sup->stopping)
         notify_ready(sup, NULL);

@@ -444,3 +444,14 @@ void proc_free(struct supervisor *sup)
     free(sup->slots);
     sup->slots = NULL;
 }
+
+bool proc_all_serving(const struct supervisor *sup)
+{
+    for (int i = 0; i < sup->nslots; i++) {
+        const struct wproc *p = sup->slots[i].cur;
+        if (p == NULL || atomic_load(&sup->stats->block[p->block].state) !=
+                             WORKER_RUNNING)
+            return false;
+    }
+    return true;
+}

@@ -211,6 +211,9 @@ int sup_worker_count(const struct supervisor *sup, const struct config *cfg);
 /* A heartbeat older than this marks a worker as stalled. */
 #define HEARTBEAT_STALL_MS 3000
 
+/* Every slot's current worker runs (accepts): a generation serves. */
+bool proc_all_serving(const struct supervisor *sup);
+
 /* supervisor/tickets.c: the shared TLS ticket keys and their rotation. */
 int tickets_start(struct supervisor *sup);
 /* A reload committed: a new current key, the timer from the new config. */

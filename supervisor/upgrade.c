@@ -264,12 +264,8 @@ static void upgrade_ready_poll_cb(struct ev_loop *loop, ev_timer *t,
     struct supervisor *sup = t->data;
 
     (void)revents;
-    for (int i = 0; i < sup->nslots; i++) {
-        struct wproc *p = sup->slots[i].cur;
-        if (p == NULL || atomic_load(&sup->stats->block[p->block].state) !=
-                             WORKER_RUNNING)
-            return;
-    }
+    if (!proc_all_serving(sup))
+        return;
     ev_timer_stop(loop, t);
     if (write(sup->ready_fd, "1", 1) != 1)
         log_warn("%s: telling the old weftd: %s", __func__, strerror(errno));

@@ -33,7 +33,6 @@ deadline; nothing sleeps for a fixed time.
 
 import os
 import selectors
-import shlex
 import shutil
 import signal
 import socket
@@ -45,20 +44,6 @@ sys.dont_write_bytecode = True    # no __pycache__ in the source tree
 import weftlib as W  # noqa: E402
 
 DEADLINE = 20.0
-
-
-def build_module(tmp, src, name):
-    cc = shlex.split(os.environ.get("CC", "") or "cc")
-    if not shutil.which(cc[0]):
-        raise W.Skip("no C compiler")
-    so = os.path.join(tmp, name + ".so")
-    inc = os.path.join(os.environ.get("WEFT_SRCDIR", "."), "include")
-    p = subprocess.run(cc + ["-shared", "-fPIC", "-Wall", "-Wextra",
-                             "-Werror", "-I" + inc, "-o", so, src],
-                       capture_output=True, timeout=120)
-    W.check(p.returncode == 0, "building %s: %s"
-            % (name, p.stderr.decode(errors="replace")))
-    return so
 
 
 def man_example(tmp):
@@ -73,7 +58,7 @@ def man_example(tmp):
 
 
 def example(tmp):
-    so = build_module(tmp, man_example(tmp), "shout")
+    so = W.build_module(tmp, man_example(tmp), "shout")
     port = W.free_port("tcp")
     conf = ('modules = ( "%s" );\nworkers = 2;\ncpu_affinity = false;\n'
             'listeners = ( { name = "shout"; listen = "127.0.0.1:%d";'
@@ -405,9 +390,9 @@ def metrics(d):
 def main():
     tmp = W.make_tmpdir()
     example(tmp)
-    so = build_module(tmp, os.path.join(os.environ.get("WEFT_SRCDIR", "."),
-                                        "tests", "integration",
-                                        "bus_probe.c"), "bus_probe")
+    so = W.build_module(tmp, os.path.join(W.srcdir(), "tests",
+                                          "integration", "bus_probe.c"),
+                        "bus_probe")
     port = W.free_port("tcp")
     conf = ('modules = ( "%s" );\n'
             "workers = 2;\n"

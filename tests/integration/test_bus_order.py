@@ -21,11 +21,8 @@ Every wait is a condition with a deadline.
 """
 
 import os
-import shlex
-import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -62,23 +59,6 @@ class Probe:
         self.s.close()
 
 
-def build_probe(tmp):
-    srcdir = os.environ.get("WEFT_SRCDIR") or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "..")
-    cc = shlex.split(os.environ.get("CC", "")) or ["cc"]
-    if not shutil.which(cc[0]):
-        raise W.Skip("no C compiler (%s)" % cc[0])
-    so = os.path.join(tmp, "bus_probe.so")
-    argv = cc + ["-shared", "-fPIC", "-I" + os.path.join(srcdir, "include"),
-                 "-o", so, os.path.join(srcdir, "tests", "integration",
-                                        "bus_probe.c")]
-    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=120)
-    W.check(p.returncode == 0, "%s failed:\n%s"
-            % (" ".join(argv), p.stdout.decode("utf-8", "replace")))
-    return so
-
-
 def slot_pids(d):
     ws = W.ctl_json(d.sock, "workers")["workers"]
     return {w["slot"]: w["pid"] for w in ws if w["state"] == "running"}
@@ -107,7 +87,9 @@ def probe_on(port, slot, tries=200):
 
 def main():
     tmp = W.make_tmpdir()
-    so = build_probe(tmp)
+    so = W.build_module(tmp, os.path.join(W.srcdir(), "tests",
+                                          "integration", "bus_probe.c"),
+                        "bus_probe")
     port = W.free_port()
     sock = os.path.join(tmp, "ctl.sock")
     conf = ('workers = 2;\ncpu_affinity = false;\nmodules = ( "%s" );\n'

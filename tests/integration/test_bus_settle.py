@@ -19,10 +19,7 @@ only sleep lets weftd go idle after the burst, which is the point.
 """
 
 import os
-import shlex
-import shutil
 import socket
-import subprocess
 import sys
 import time
 
@@ -33,33 +30,6 @@ BURST = 200
 DATA = b"x" * 60000
 TRIALS = 3
 MAX_WAIT = 0.5
-
-
-def find_cc():
-    """The C compiler as an argv list: $CC, else cc, gcc or clang."""
-    env_cc = shlex.split(os.environ.get("CC", ""))
-    if env_cc and shutil.which(env_cc[0]):
-        return env_cc
-    for name in ("cc", "gcc", "clang"):
-        if shutil.which(name):
-            return [name]
-    raise W.Skip("no C compiler found (tried $CC, cc, gcc, clang)")
-
-
-def build_probe(tmp):
-    srcdir = os.environ.get("WEFT_SRCDIR") or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "..")
-    so = os.path.join(tmp, "bus_probe.so")
-    argv = find_cc() + ["-shared", "-fPIC", "-I",
-                        os.path.join(srcdir, "include"), "-o", so,
-                        os.path.join(srcdir, "tests", "integration",
-                                     "bus_probe.c")]
-    p = subprocess.run(argv, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=120)
-    W.check(p.returncode == 0, "%s failed:\n%s"
-            % (" ".join(argv), p.stdout.decode("utf-8", "replace")))
-    return so
 
 
 def line(sock):
@@ -103,7 +73,9 @@ def trial(port, pub, n):
 
 def main():
     tmp = W.make_tmpdir()
-    so = build_probe(tmp)
+    so = W.build_module(tmp, os.path.join(W.srcdir(), "tests",
+                                          "integration", "bus_probe.c"),
+                        "bus_probe")
     port = W.free_port()
     conf = ("workers = 1;\n"
             "bus = { ring_size = 33554432; };\n"

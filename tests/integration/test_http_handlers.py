@@ -23,28 +23,12 @@ handlers on prefixes of an http listener that also has a fixed route:
 """
 
 import os
-import shlex
-import shutil
 import socket
 import subprocess
 import time
 
 import weftlib as W
 from test_http import Conn, request
-
-
-def build_module(tmp, src, name):
-    cc = shlex.split(os.environ.get("CC", "") or "cc")
-    if not shutil.which(cc[0]):
-        raise W.Skip("no C compiler")
-    so = os.path.join(tmp, name + ".so")
-    inc = os.path.join(os.environ.get("WEFT_SRCDIR", "."), "include")
-    p = subprocess.run(cc + ["-shared", "-fPIC", "-Wall", "-Wextra",
-                             "-Werror", "-I" + inc, "-o", so, src],
-                       capture_output=True, timeout=120)
-    W.check(p.returncode == 0, "building the module: %s"
-            % p.stderr.decode(errors="replace"))
-    return so
 
 
 def config(so, hi, port, data):
@@ -264,9 +248,9 @@ def man_example(tmp):
 def main():
     tmp = W.make_tmpdir()
     srcdir = os.environ.get("WEFT_SRCDIR", ".")
-    so = build_module(tmp, os.path.join(srcdir, "tests", "integration",
+    so = W.build_module(tmp, os.path.join(srcdir, "tests", "integration",
                                         "http_handlers.c"), "http_handlers")
-    hi = build_module(tmp, man_example(tmp), "hi")
+    hi = W.build_module(tmp, man_example(tmp), "hi")
     data = os.path.join(tmp, "data.bin")
     with open(data, "wb") as f:
         f.write(os.urandom(300000))

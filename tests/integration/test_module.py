@@ -53,17 +53,6 @@ def rot13(b):
 # --------------------------------------------------------------------------
 # Building
 
-def find_cc():
-    """The C compiler as an argv list: $CC, else cc, gcc or clang."""
-    env_cc = shlex.split(os.environ.get("CC", ""))
-    if env_cc and shutil.which(env_cc[0]):
-        return env_cc
-    for name in ("cc", "gcc", "clang"):
-        if shutil.which(name):
-            return [name]
-    raise W.Skip("no C compiler found (tried $CC, cc, gcc, clang)")
-
-
 def build_env():
     """Our environment without what a parent make passes to its children
     (a nested make must not inherit -n, -j or variable overrides) and
@@ -312,7 +301,7 @@ def accepted(tmp, name, text):
 
 def main():
     os.environ["LC_ALL"] = "C"      # dlerror() messages, for weftd too
-    cc = find_cc()
+    cc = W.find_cc()
     make = shutil.which("make") or shutil.which("gmake")
     W.check(make is not None, "no make found")
     pkgconf = shutil.which("pkg-config") or shutil.which("pkgconf")

@@ -930,12 +930,44 @@ def ctl_json(sock, command):
     return reply
 
 
+def srcdir():
+    """The source tree: $WEFT_SRCDIR (set by make check), else two levels
+    above this file."""
+    return os.environ.get("WEFT_SRCDIR") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def find_cc():
+    """The C compiler as an argv list: $CC, else cc, gcc or clang."""
+    import shlex
+    import shutil
+    env_cc = shlex.split(os.environ.get("CC", ""))
+    if env_cc and shutil.which(env_cc[0]):
+        return env_cc
+    for name in ("cc", "gcc", "clang"):
+        if shutil.which(name):
+            return [name]
+    raise Skip("no C compiler found (tried $CC, cc, gcc, clang)")
+
+
+def build_module(tmp, src, name):
+    """Build the weft module src (a path) into tmp/name.so against the
+    source tree's public headers; returns the .so path."""
+    so = os.path.join(tmp, name + ".so")
+    argv = find_cc() + ["-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
+                        "-I" + os.path.join(srcdir(), "include"), "-o", so,
+                        src]
+    p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=120)
+    check(p.returncode == 0, "building %s: %s"
+          % (name, p.stderr.decode("utf-8", "replace")))
+    return so
+
+
 def stats_fields():
     """[(name, kind)] from STATS_FIELDS in shared/stats.h, the one place
     the stats fields are declared."""
-    srcdir = os.environ.get("WEFT_SRCDIR") or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "..")
-    with open(os.path.join(srcdir, "shared", "stats.h")) as f:
+    with open(os.path.join(srcdir(), "shared", "stats.h")) as f:
         text = f.read()
     start = text.index("#define STATS_FIELDS(X)")
     end = text.index("\n\n", start)
