@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 
 #include "supervisor/cfgctx.h"
+#include "shared/ktls.h"
 #include "shared/util.h"
 
 static const char *const tls_keys[] = {
@@ -153,10 +154,13 @@ static SSL_CTX *ctx_with_cert(struct cfgctx *x, const config_setting_t *g,
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* Whole records per read: one system call, not two, per record. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     /* No renegotiation: a client asking for one gets a refusal. */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                 SSL_OP_ENABLE_KTLS);
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (ktls_available())
+        SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
     return ctx;
 fail:
     SSL_CTX_free(ctx);

@@ -140,7 +140,8 @@ static void conn_destroy(struct weft_conn *c)
 /* The half-close steps that wait for an empty queue or the peer's FIN. */
 static void conn_settle_shutdown(struct weft_conn *c)
 {
-    if (c->state != CONN_OPEN || !c->shut_req || c->out.len > 0)
+    if (c->state != CONN_OPEN || !c->shut_req || c->out.len > 0 ||
+        tls_unsent(c))
         return;
     if (!c->shut_done) {
         if (shutdown(c->io.fd, SHUT_WR) == -1) {
@@ -173,8 +174,16 @@ static void conn_settle(struct weft_conn *c)
         conn_flush(c);
         c->busy = 0;
     }
+    if (c->tls != NULL) {
+        /* What this callback wrote goes now, in one write, with the
+         * close_notify when it was the last. */
+        if (c->state == CONN_CLOSING && c->out.len == 0)
+            tls_close_notify(c);
+        if (tls_uncork(c) == -1)
+            conn_fail(c, reason_from_errno(errno));
+    }
     conn_settle_shutdown(c);
-    if (c->state == CONN_CLOSING && c->out.len == 0)
+    if (c->state == CONN_CLOSING && c->out.len == 0 && !tls_unsent(c))
         c->state = CONN_DEAD;
     if (c->state == CONN_DEAD) {
         conn_destroy(c);
@@ -182,13 +191,15 @@ static void conn_settle(struct weft_conn *c)
     }
     if (c->redeliver)
         conn_touch(c); /* resumed inside its own callback: deliver soon */
-    int want = c->out.len > 0 || c->state == CONN_CONNECTING ? EV_WRITE : 0;
+    int want = c->out.len > 0 || c->state == CONN_CONNECTING || tls_unsent(c)
+                   ? EV_WRITE
+                   : 0;
     if (c->state == CONN_OPEN && !c->paused && !c->eof)
         want |= EV_READ;
     if (c->tls != NULL) {
         /* OpenSSL may need to write to read, or to read to write. */
         if (c->state == CONN_HANDSHAKE)
-            want = tls_want(c);
+            want = tls_want(c) | (tls_unsent(c) ? EV_WRITE : 0);
         if (want & EV_READ)
             want |= tls_read_want(c);
         if (c->out.len > 0)
@@ -412,12 +423,19 @@ static void conn_check_connect(struct weft_conn *c)
     connect_done(c, err);
 }
 
-static void conn_made(struct weft_conn *c);
+static void conn_open(struct weft_conn *c);
 
-/* A handshake step; once done, the protocol meets the connection. */
+/*
+ * A handshake step; once done, the protocol meets the connection. Corked
+ * until c settles: the end of the handshake, the tickets and the answer
+ * to a request that came with the client's last flight go out together.
+ */
 static void conn_tls_step(struct weft_conn *c)
 {
-    int rc = tls_handshake(c);
+    int rc;
+
+    tls_cork(c);
+    rc = tls_handshake(c);
 
     if (rc == 0) {
         conn_settle(c);
@@ -434,8 +452,15 @@ static void conn_tls_step(struct weft_conn *c)
     }
     if (c->ln->conf->idle_timeout > 0)
         weft_conn_set_idle_timeout(c, (unsigned)c->ln->conf->idle_timeout);
-    conn_made(c);
-    conn_tls_pending(c);
+    conn_open(c);
+    /* Bytes that came with the client's last flight are decrypted
+     * already, where no poll sees them. */
+    if (c->state == CONN_OPEN && tls_pending(c)) {
+        c->busy = 1;
+        conn_read(c);
+        c->busy = 0;
+    }
+    conn_settle(c);
 }
 
 void conn_tls_pending(struct weft_conn *c)
@@ -477,6 +502,18 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents)
         conn_check_connect(c);
         return;
     }
+    if (c->tls != NULL) {
+        if (revents & EV_READ)
+            tls_readable(c);
+        /* Bytes the socket refused earlier go first. A failure shows in
+         * the read that follows (in a handshake) or fails c. */
+        if ((revents & EV_WRITE) && tls_unsent(c) && tls_uncork(c) == -1) {
+            if (c->state == CONN_HANDSHAKE)
+                tls_readable(c);
+            else
+                conn_fail(c, reason_from_errno(errno));
+        }
+    }
     if (c->state == CONN_HANDSHAKE) {
         conn_tls_step(c);
         return;
@@ -484,6 +521,7 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *io, int revents)
     /* OpenSSL may read to write or write to read: a write event is also
      * for a read that waits for it, and the other way round. */
     if (c->tls != NULL) {
+        tls_cork(c); /* until conn_settle: one write for this callback's */
         if ((revents & EV_WRITE) && tls_read_want(c) == EV_WRITE)
             revents |= EV_READ;
         if ((revents & EV_READ) && tls_write_want(c) == EV_READ &&
@@ -567,8 +605,8 @@ static struct weft_conn *conn_alloc(int fd, const struct weft_protocol *proto,
     return c;
 }
 
-/* Run connection_made on a fresh connection, then settle it. */
-static void conn_made(struct weft_conn *c)
+/* Run connection_made on a fresh connection. */
+static void conn_open(struct weft_conn *c)
 {
     struct stats_row *st = conn_stats(c);
 
@@ -580,6 +618,12 @@ static void conn_made(struct weft_conn *c)
         c->proto->connection_made(c);
         c->busy = 0;
     }
+}
+
+/* ... and settle it. */
+static void conn_made(struct weft_conn *c)
+{
+    conn_open(c);
     conn_settle(c);
 }
 

@@ -38,6 +38,22 @@ const char *tls_error(const struct weft_conn *c);
 /* Send close_notify when the session is sound, then free (c->tls NULL). */
 void tls_conn_free(struct weft_conn *c);
 
+/*
+ * Gather c's small writes from now on (one connection at a time) until
+ * tls_uncork, which sends them at once; -1 for a socket error. Bytes the
+ * socket refuses stay with c: tls_unsent is then true, and tls_uncork on
+ * writable sends them.
+ */
+void tls_cork(struct weft_conn *c);
+int tls_uncork(struct weft_conn *c);
+bool tls_unsent(const struct weft_conn *c);
+
+/* The poll says c's socket is readable: reads may call the kernel. */
+void tls_readable(struct weft_conn *c);
+
+/* Make c's close_notify (once, after a good handshake), corked or not. */
+void tls_close_notify(struct weft_conn *c);
+
 /* One handshake step: 1 done, 0 waiting (see tls_want), -1 failed
  * (counted). */
 int tls_handshake(struct weft_conn *c);

@@ -19,7 +19,7 @@
 #   https    wrk -c100: keep-alive requests over TLS
 # For each: operations per second and the server's CPU time per
 # operation (utime + stime of the whole server from /proc), medians of the
-# rounds, servers alternated. Where the clients saturate their CPU first,
+# rounds, servers alternated, each run after one uncounted second. Where the clients saturate their CPU first,
 # the server's CPU per operation is the figure to compare.
 #
 # nginx and wrk are installed from Debian when missing. Every server is
@@ -168,9 +168,9 @@ start_server() {
 }
 
 # Run scenario $1 against port $2 with $3 client threads, client pinned
-# when $4 is 1; prints the operations done.
+# when $4 is 1, for $5 seconds (default SECS); prints the operations done.
 run_client() {
-    local scen=$1 port=$2 threads=$3 pin=$4 prefix=() out
+    local scen=$1 port=$2 threads=$3 pin=$4 secs=${5:-$SECS} prefix=() out
     ((pin)) && prefix=(taskset -c 1)
     case $scen in
     full | resumed)
@@ -182,7 +182,7 @@ run_client() {
         # resume without it).
         for ((i = 0; i < STIME_PROCS; i++)); do
             "${prefix[@]}" openssl s_time -connect "127.0.0.1:$port" \
-                $flag -www /hello -time "$SECS" >"$TMP/stime.$i" 2>&1 &
+                $flag -www /hello -time "$secs" >"$TMP/stime.$i" 2>&1 &
         done
         wait
         # "5502 connections in 4 real seconds, 148 bytes read ..."
@@ -191,7 +191,7 @@ run_client() {
         rm -f "$TMP"/stime.*
         ;;
     https)
-        out=$("${prefix[@]}" wrk -t"$threads" -c100 -d"${SECS}s" \
+        out=$("${prefix[@]}" wrk -t"$threads" -c100 -d"${secs}s" \
             "https://127.0.0.1:$port/hello" 2>&1) || true
         awk '$2 == "requests" && $3 == "in" { print $1; exit }' <<<"$out"
         ;;
@@ -202,6 +202,10 @@ run_one() {
     local workers=$1 pin=$2 scen=$3 name=$4 setup=$5 port t0 t1 ops
     port=$(free_port) || die "no free port"
     start_server "$name" "$workers" "$port" "$pin"
+    # A second of the same load first (in a subshell: its wait must not
+    # wait for the server), not counted: a fresh server's
+    # first handshakes fill OpenSSL's caches and the allocator's.
+    (run_client "$scen" "$port" "$workers" "$pin" 1 >/dev/null)
     t0=$(server_ticks "$SERVER_PID")
     ops=$(run_client "$scen" "$port" "$workers" "$pin")
     t1=$(server_ticks "$SERVER_PID")

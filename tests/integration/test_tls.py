@@ -467,40 +467,61 @@ def garbage(d, echo):
     W.log("ok   garbage instead of a ClientHello: closed and counted")
 
 
-def echo_16m(d, echo):
-    """16 MiB out and back, sent and read from one thread: an OpenSSL
-    connection must not be used by two threads at once."""
-    data = os.urandom(16 << 20)
-    s = tls_connect(echo, client_ctx(d.certs))
+def echo_through(s, data, piece, what, slow=False):
+    """Send data in pieces of piece bytes and read it back, from one
+    thread (an OpenSSL connection must not be used by two at once);
+    every byte checked. slow: read at most 4 KiB per round."""
     s.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
     sent, got = 0, bytearray()
     end = time.monotonic() + DEADLINE
     while len(got) < len(data):
-        W.check(time.monotonic() < end, "16 MiB echo stalled: sent %d, got "
-                "%d" % (sent, len(got)))
+        W.check(time.monotonic() < end, "%s stalled: sent %d, got %d"
+                % (what, sent, len(got)))
         sel.select(0.5)
-        if sent < len(data):
+        for _ in range(8):
+            if sent == len(data):
+                break
             try:
-                sent += s.send(data[sent:sent + (1 << 16)])
+                sent += s.send(data[sent:sent + piece])
             except (ssl.SSLWantWriteError, ssl.SSLWantReadError,
                     BlockingIOError):
-                pass
-            if sent == len(data):
-                sel.modify(s, selectors.EVENT_READ)
+                break
+        if sent == len(data):
+            sel.modify(s, selectors.EVENT_READ)
         while True:
             try:
-                chunk = s.recv(1 << 20)
+                chunk = s.recv(4096 if slow else 1 << 20)
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError,
                     BlockingIOError):
                 break
-            W.check(chunk, "closed after %d bytes back" % len(got))
+            W.check(chunk, "%s: closed after %d bytes back" % (what, len(got)))
             got += chunk
+            if slow:
+                break
     sel.close()
     s.close()
-    W.check(bytes(got) == data, "16 MiB echo over TLS: wrong bytes back")
+    W.check(bytes(got) == data, "%s: wrong bytes back" % what)
+
+
+def echo_16m(d, echo):
+    echo_through(tls_connect(echo, client_ctx(d.certs)),
+                 os.urandom(16 << 20), 1 << 16, "16 MiB echo over TLS")
     W.log("ok   16 MiB echoed over TLS, every byte checked")
+
+
+def echo_small_records(d, echo):
+    """4 MiB echoed as 600-byte records to a client with a 4 KiB receive
+    buffer: the server's gathered writes keep meeting a full socket, and
+    what it keeps back must still leave whole and in order."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(W.IO_TIMEOUT)
+    raw.connect(("127.0.0.1", echo))
+    s = client_ctx(d.certs).wrap_socket(raw, server_hostname="127.0.0.1")
+    echo_through(s, os.urandom(4 << 20), 600, "small-record echo", slow=True)
+    W.log("ok   4 MiB in 600-byte records to a 4 KiB receive buffer, in order")
 
 
 def bad_reload(d, echo):
@@ -570,6 +591,7 @@ def main():
         resume_40(d, web)
         garbage(d, echo)
         echo_16m(d, echo)
+        echo_small_records(d, echo)
         bad_reload(d, echo)
         reload_rotation(d, echo)
     ticket_timer(certs)
