@@ -20,24 +20,83 @@
 #define STEP_OK 1
 #define STEP_END 2
 
-/* Byte classes as 256-bit maps: one load and a shift per byte. */
-static const uint64_t tchar_map[4] = {      /* RFC 9110 token */
-    0x03ff6cfa00000000ULL, 0x57ffffffc7fffffeULL, 0, 0
-};
-static const uint64_t value_map[4] = {      /* HT, SP, VCHAR, obs-text */
-    0xffffffff00000200ULL, 0x7fffffffffffffffULL,
-    0xffffffffffffffffULL, 0xffffffffffffffffULL
-};
-static const uint64_t target_map[4] = {     /* VCHAR, obs-text */
-    0xfffffffe00000000ULL, 0x7fffffffffffffffULL,
-    0xffffffffffffffffULL, 0xffffffffffffffffULL
+/*
+ * Byte classes, one table load per byte, built by the compiler from the
+ * RFC 9110 definitions: token characters, field-value bytes (HT, SP,
+ * VCHAR, obs-text) and request-target bytes (VCHAR, obs-text).
+ */
+enum { C_TCHAR = 1, C_VALUE = 2, C_TARGET = 4 };
+
+#define IS_ALNUM(c) (((c) >= '0' && (c) <= '9') || ((c) >= 'A' && (c) <= 'Z') \
+                     || ((c) >= 'a' && (c) <= 'z'))
+#define IS_TCHAR(c) (IS_ALNUM(c) || (c) == '!' || (c) == '#' || (c) == '$' || \
+                     (c) == '%' || (c) == '&' || (c) == '\'' ||             \
+                     (c) == '*' || (c) == '+' || (c) == '-' || (c) == '.' || \
+                     (c) == '^' || (c) == '_' || (c) == '`' || (c) == '|' || \
+                     (c) == '~')
+#define IS_TARGET(c) ((c) > 0x20 && (c) != 0x7f)
+#define IS_VALUE(c) (IS_TARGET(c) || (c) == ' ' || (c) == '\t')
+#define CLS(c) ((IS_TCHAR(c) ? C_TCHAR : 0) | (IS_VALUE(c) ? C_VALUE : 0) | \
+                (IS_TARGET(c) ? C_TARGET : 0))
+#define CLS4(c) CLS(c), CLS((c) + 1), CLS((c) + 2), CLS((c) + 3)
+#define CLS16(c) CLS4(c), CLS4((c) + 4), CLS4((c) + 8), CLS4((c) + 12)
+#define CLS64(c) CLS16(c), CLS16((c) + 16), CLS16((c) + 32), CLS16((c) + 48)
+
+static const unsigned char byte_class[256] = {
+    CLS64(0), CLS64(64), CLS64(128), CLS64(192)
 };
 
-static inline int in_map(const uint64_t map[4], char c)
+static inline int is_class(int cls, char c)
 {
-    unsigned char u = (unsigned char)c;
+    return byte_class[(unsigned char)c] & cls;
+}
 
-    return (int)(map[u >> 6] >> (u & 63) & 1);
+/*
+ * Eight bytes at a time: nonzero when one of them may be below lo (lo at
+ * most 0x80) or equal to DEL. False alarms only come after a true one,
+ * and the caller then checks those eight bytes one by one.
+ */
+static inline uint64_t swar_suspect(const char *p, unsigned lo)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = ones * 0x80;
+    uint64_t x, d;
+
+    memcpy(&x, p, 8);
+    d = x ^ (ones * 0x7f);
+    return (((x - ones * lo) & ~x) | ((d - ones) & ~d)) & high;
+}
+
+static int bytes_class(const char *p, size_t n, int cls)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!is_class(cls, p[i]))
+            return 0;
+    return 1;
+}
+
+/*
+ * Every byte of p[0..n) is of class cls; lo is the lowest byte the class
+ * allows besides HT (0x21 for targets, 0x20 for values). avail >= n bytes
+ * may be read from p: a short run is read as one word when 8 are there,
+ * its other bytes masked off (a false alarm only goes upwards, to them),
+ * and the last word of a long run overlaps the one before.
+ */
+static int all_class(const char *p, size_t n, size_t avail, int cls,
+                     unsigned lo)
+{
+    size_t i;
+
+    if (n < 8) {
+        if (avail < 8)
+            return bytes_class(p, n, cls);
+        uint64_t mine = ((uint64_t)1 << (8 * n)) - 1; /* little-endian */
+        return (swar_suspect(p, lo) & mine) == 0 || bytes_class(p, n, cls);
+    }
+    for (i = 0; i + 8 <= n; i += 8)
+        if (swar_suspect(p + i, lo) != 0 && !bytes_class(p + i, 8, cls))
+            return 0;
+    return i == n || swar_suspect(p + n - 8, lo) == 0 ||
+           bytes_class(p + n - 8, 8, cls);
 }
 
 static inline char ascii_lower(char c)
@@ -50,16 +109,19 @@ static inline int is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-/* p[0..n) equals the NUL-terminated lower-case lit, in any case. */
-static int ci_equal(const char *p, size_t n, const char *lit)
+/* p[0..n) equals the lower-case lit[0..litn), in any case. */
+static int ci_equal_n(const char *p, size_t n, const char *lit, size_t litn)
 {
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (lit[i] == '\0' || ascii_lower(p[i]) != lit[i])
+    if (n != litn)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (ascii_lower(p[i]) != lit[i])
             return 0;
-    return lit[i] == '\0';
+    return 1;
 }
+
+/* ... for a string literal lit: its length is known at compile time. */
+#define ci_equal(p, n, lit) ci_equal_n((p), (n), (lit), sizeof(lit) - 1)
 
 /* The head being parsed: buf[0..len), len already cut to max_head. */
 struct head {
@@ -108,6 +170,8 @@ static enum http_method method_lookup(const char *p, size_t n)
         { "TRACE", 5, HTTP_TRACE },
     };
 
+    if (n == 3 && p[0] == 'G' && p[1] == 'E' && p[2] == 'T')
+        return HTTP_GET; /* most requests: no table walk */
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (known[i].n == n && memcmp(known[i].s, p, n) == 0)
             return known[i].m;
@@ -121,7 +185,7 @@ static int head_method(struct head *h, struct http_request *req)
     size_t n = h->len - h->pos;
     size_t i = 0;
 
-    while (i < n && in_map(tchar_map, p[i]))
+    while (i < n && is_class(C_TCHAR, p[i]))
         i++;
     if (i == n)
         return 0;
@@ -137,7 +201,7 @@ static int head_method(struct head *h, struct http_request *req)
 /* p[0..n) starts with the lower-case scheme prefix s, in any case. */
 static int has_prefix_ci(const char *p, size_t n, const char *s, size_t sn)
 {
-    return n > sn && ci_equal(p, sn, s);
+    return n > sn && ci_equal_n(p, sn, s, sn);
 }
 
 /* host ":" port, for CONNECT (RFC 9112 3.2.3). */
@@ -187,9 +251,8 @@ static int head_target(struct head *h, struct http_request *req)
     size_t t = sp != NULL ? (size_t)(sp - p) : scan;
     size_t check = max != 0 && t > max ? max : t;
 
-    for (size_t i = 0; i < check; i++)
-        if (!in_map(target_map, p[i]))
-            return -400;
+    if (!all_class(p, check, n, C_TARGET, 0x21))
+        return -400;
     if (max != 0 && t > max)
         return -414;
     if (sp == NULL)
@@ -277,7 +340,7 @@ static int head_field(struct head *h, struct http_request *req)
         end--;
 
     size_t i = 0;
-    while (i < end && in_map(tchar_map, p[i]))
+    while (i < end && is_class(C_TCHAR, p[i]))
         i++;
     if (i == 0 || i == end || p[i] != ':')
         return -400;
@@ -286,9 +349,8 @@ static int head_field(struct head *h, struct http_request *req)
         v++;
     while (e > v && is_ows(p[e - 1]))
         e--;
-    for (size_t k = v; k < e; k++)
-        if (!in_map(value_map, p[k]))
-            return -400;
+    if (!all_class(p + v, e - v, n - v, C_VALUE, 0x20))
+        return -400;
     if (req->nheaders == HTTP_MAX_HEADERS)
         return -431;
     struct http_header *f = &req->headers[req->nheaders++];
@@ -538,7 +600,7 @@ static int chunk_size_end(struct http_chunked *c, uint64_t max_body)
 /* One more chunk-ext byte: counted, and no control bytes but HT. */
 static int chunk_ext_byte(struct http_chunked *c, char ch)
 {
-    if (!in_map(value_map, ch) || ++c->line > HTTP_EXT_MAX)
+    if (!is_class(C_VALUE, ch) || ++c->line > HTTP_EXT_MAX)
         return -400;
     return 0;
 }
@@ -606,14 +668,14 @@ static int chunk_tail_byte(struct http_chunked *c, char ch)
         /* A trailer line may not start with whitespace (obs-fold). */
         c->state = ch == '\r'   ? CH_END_LF
                    : ch == '\n' ? CH_DONE
-                   : in_map(target_map, ch) ? CH_TRAILER_LINE : CH_FAILED;
+                   : is_class(C_TARGET, ch) ? CH_TRAILER_LINE : CH_FAILED;
         break;
     case CH_TRAILER_LINE:
         if (ch == '\r')
             c->state = CH_TRAILER_LF;
         else if (ch == '\n')
             c->state = CH_TRAILER;
-        else if (!in_map(value_map, ch))
+        else if (!is_class(C_VALUE, ch))
             c->state = CH_FAILED;
         break;
     case CH_END_LF:

@@ -592,6 +592,69 @@ START_TEST(test_chunked_limits)
 }
 END_TEST
 
+/*
+ * Every byte value at every place of a header value, request target and
+ * field name of 1 to 18 bytes (one word masked, whole words, an
+ * overlapping last word: as the parser reads them), against the RFC 9110
+ * classes written out here.
+ */
+static int ref_target(unsigned b)
+{
+    return b > 0x20 && b != 0x7f;
+}
+
+static int ref_value(unsigned b)
+{
+    return ref_target(b) || b == ' ' || b == '\t';
+}
+
+static int ref_tchar(unsigned b)
+{
+    return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') ||
+           (b >= 'A' && b <= 'Z') ||
+           (b != 0 && strchr("!#$%&'*+-.^_`|~", (int)b) != NULL);
+}
+
+/* around[0], len bytes of 'a' with b at k, around[1]: parsed as the
+ * reference classes say. */
+static void check_byte_at(const char *const around[2], int shape, unsigned b,
+                          size_t len, size_t k)
+{
+    char req[128];
+    size_t pre = strlen(around[0]), post = strlen(around[1]);
+    size_t n = pre + len + post;
+
+    memcpy(req, around[0], pre);
+    memset(req + pre, 'a', len);
+    req[pre + k] = (char)b;
+    memcpy(req + pre + len, around[1], post);
+    int ok = shape == 0   ? ref_value(b)
+             : shape == 1 ? ref_target(b)
+                          : ref_tchar(b) || b == ':';
+    if (shape == 0 && b == '\n' && k == len - 1)
+        return; /* a bare-LF line end: the head ends there */
+    int r = parse_n(req, n, &std_limits);
+    HOT_ASSERT(ok ? r == (int)n : r == -400,
+               "shape %d, byte 0x%02x at %zu of %zu: %d", shape, b, k, len, r);
+}
+
+START_TEST(test_byte_classes)
+{
+    static const char *const around[3][2] = {
+        { "GET / HTTP/1.1\r\nHost: x\r\nX-A: ", "\r\n\r\n" },
+        { "GET /", " HTTP/1.1\r\nHost: x\r\n\r\n" },
+        { "GET / HTTP/1.1\r\nHost: x\r\nX", ": v\r\n\r\n" },
+    };
+    static const size_t lens[] = { 1, 5, 7, 8, 9, 18 };
+
+    for (unsigned b = 1; b < 256; b++)
+        for (size_t li = 0; li < NELEMS(lens); li++)
+            for (size_t k = 0; k < lens[li]; k++)
+                for (int shape = 0; shape < 3; shape++)
+                    check_byte_at(around[shape], shape, b, lens[li], k);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("http_parse");
@@ -605,6 +668,7 @@ int main(void)
     tcase_add_test(tc, test_header_count);
     tcase_add_test(tc, test_pipelined);
     tcase_add_test(tc, test_header_find);
+    tcase_add_test(tc, test_byte_classes);
     tcase_add_loop_test(tc, test_chunked, 0, (int)NELEMS(chunked));
     tcase_add_test(tc, test_chunked_limits);
     suite_add_tcase(s, tc);
