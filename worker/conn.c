@@ -423,7 +423,7 @@ static void conn_check_connect(struct weft_conn *c)
     connect_done(c, err);
 }
 
-static void conn_open(struct weft_conn *c);
+static void conn_made(struct weft_conn *c);
 
 /*
  * A handshake step; once done, the protocol meets the connection. Corked
@@ -452,28 +452,7 @@ static void conn_tls_step(struct weft_conn *c)
     }
     if (c->ln->conf->idle_timeout > 0)
         weft_conn_set_idle_timeout(c, (unsigned)c->ln->conf->idle_timeout);
-    conn_open(c);
-    /* Bytes that came with the client's last flight are decrypted
-     * already, where no poll sees them. */
-    if (c->state == CONN_OPEN && tls_pending(c)) {
-        c->busy = 1;
-        conn_read(c);
-        c->busy = 0;
-    }
-    conn_settle(c);
-}
-
-void conn_tls_pending(struct weft_conn *c)
-{
-    /* Bytes the peer sent with its last handshake flight may already
-     * be decrypted, where no poll sees them. */
-    if (c->state == CONN_OPEN && c->tls != NULL && tls_pending(c) &&
-        !c->busy) {
-        c->busy = 1;
-        conn_read(c);
-        c->busy = 0;
-        conn_settle(c);
-    }
+    conn_made(c);
 }
 
 void conn_tls_handshake(struct weft_conn *c)
@@ -605,25 +584,24 @@ static struct weft_conn *conn_alloc(int fd, const struct weft_protocol *proto,
     return c;
 }
 
-/* Run connection_made on a fresh connection. */
-static void conn_open(struct weft_conn *c)
+/*
+ * Run connection_made on a fresh connection, hand it what OpenSSL has
+ * decrypted already (bytes that came with the peer's last handshake
+ * flight, which no poll will report), then settle it.
+ */
+static void conn_made(struct weft_conn *c)
 {
     struct stats_row *st = conn_stats(c);
 
     stats_add(st, STAT_connections_accepted, 1);
     stats_add(st, STAT_connections_active, 1);
     c->state = CONN_OPEN;
-    if (c->proto->connection_made != NULL) {
-        c->busy = 1;
+    c->busy = 1;
+    if (c->proto->connection_made != NULL)
         c->proto->connection_made(c);
-        c->busy = 0;
-    }
-}
-
-/* ... and settle it. */
-static void conn_made(struct weft_conn *c)
-{
-    conn_open(c);
+    if (c->tls != NULL && c->state == CONN_OPEN && tls_pending(c))
+        conn_read(c);
+    c->busy = 0;
     conn_settle(c);
 }
 

@@ -78,9 +78,6 @@ void conn_connected(struct weft_conn *c, void *data);
  * makes the connection (or, outgoing, calls connect_tls_done). */
 void conn_tls_handshake(struct weft_conn *c);
 
-/* After connection_made on a TLS connection: read what OpenSSL holds. */
-void conn_tls_pending(struct weft_conn *c);
-
 /* worker/connect.c: the TLS handshake of outgoing c ended (err: why not). */
 void connect_tls_done(struct weft_conn *c, const char *err);
 

@@ -166,8 +166,7 @@ void connect_tls_done(struct weft_conn *c, const char *err)
         req_fail(req, err);
         return;
     }
-    connect_succeeded(req, c);
-    conn_tls_pending(c);
+    connect_succeeded(req, c); /* the connection settles there */
 }
 
 static void req_resolved(void *p, const struct resolve_result *r)
