@@ -141,7 +141,7 @@ static void conn_destroy(struct weft_conn *c)
 static void conn_settle_shutdown(struct weft_conn *c)
 {
     if (c->state != CONN_OPEN || !c->shut_req || c->out.len > 0 ||
-        tls_unsent(c))
+        (c->tls != NULL && tls_unsent(c)))
         return;
     if (!c->shut_done) {
         if (shutdown(c->io.fd, SHUT_WR) == -1) {
@@ -183,7 +183,8 @@ static void conn_settle(struct weft_conn *c)
             conn_fail(c, reason_from_errno(errno));
     }
     conn_settle_shutdown(c);
-    if (c->state == CONN_CLOSING && c->out.len == 0 && !tls_unsent(c))
+    if (c->state == CONN_CLOSING && c->out.len == 0 &&
+        (c->tls == NULL || !tls_unsent(c)))
         c->state = CONN_DEAD;
     if (c->state == CONN_DEAD) {
         conn_destroy(c);
@@ -191,7 +192,8 @@ static void conn_settle(struct weft_conn *c)
     }
     if (c->redeliver)
         conn_touch(c); /* resumed inside its own callback: deliver soon */
-    int want = c->out.len > 0 || c->state == CONN_CONNECTING || tls_unsent(c)
+    int want = c->out.len > 0 || c->state == CONN_CONNECTING ||
+                       (c->tls != NULL && tls_unsent(c))
                    ? EV_WRITE
                    : 0;
     if (c->state == CONN_OPEN && !c->paused && !c->eof)
