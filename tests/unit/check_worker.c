@@ -13,7 +13,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "worker/conn.h"
 #include "tests/unit/check_run.h"
@@ -623,6 +628,87 @@ START_TEST(test_reconnector)
 }
 END_TEST
 
+/*
+ * A throwaway TLS server in a child process: a fresh P-256 key and a
+ * self-signed certificate, one handshake on lfd, then reads until the
+ * client closes.
+ */
+static pid_t tls_peer(int lfd)
+{
+    pid_t pid = fork();
+
+    ck_assert_int_ne(pid, -1);
+    if (pid != 0)
+        return pid;
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (key == NULL || x == NULL || ctx == NULL)
+        _exit(1);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"localhost", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    if (X509_sign(x, key, EVP_sha256()) == 0 ||
+        SSL_CTX_use_certificate(ctx, x) != 1 ||
+        SSL_CTX_use_PrivateKey(ctx, key) != 1)
+        _exit(1);
+    int fd = accept(lfd, NULL, NULL);
+    SSL *ssl = SSL_new(ctx);
+    char buf[256];
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) != 1)
+        _exit(1);
+    while (SSL_read(ssl, buf, sizeof(buf)) > 0)
+        ;
+    _exit(0);
+}
+
+static int closer_made;
+
+/* A client that closes as soon as it is made, with nothing queued. */
+static void closer_made_cb(struct weft_conn *c)
+{
+    closer_made++;
+    weft_conn_close(c);
+}
+
+static const struct weft_protocol closer_proto = {
+    .name = "closer",
+    .connection_made = closer_made_cb,
+    .data_received = c_data,
+};
+
+static int closer_settled(void)
+{
+    return closer_made > 0 || client_failed > 0;
+}
+
+/* The connection is freed inside connection_made: nothing may touch it
+ * after (ASan run). */
+START_TEST(test_connect_tls_close_at_once)
+{
+    struct weft_tls_client tls = { .no_verify = 1 };
+    char hp[64];
+    int port, status, lfd = listen_any(&port);
+    pid_t peer_pid = tls_peer(lfd);
+
+    closer_made = client_failed = 0;
+    snprintf(hp, sizeof(hp), "127.0.0.1:%d", port);
+    ck_assert_int_eq(weft_connect_tls(hp, 5000, &tls, &closer_proto,
+                                      &client_made, c_failed), 0);
+    run_until(closer_settled);
+    ck_assert_msg(closer_made == 1, "failed: %s", client_err);
+    /* The peer ends at our close (its last ticket may meet a reset). */
+    ck_assert_int_eq(waitpid(peer_pid, &status, 0), peer_pid);
+    close(lfd);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("worker");
@@ -643,6 +729,7 @@ int main(void)
     tcase_add_test(tc, test_connect_refused);
     tcase_add_test(tc, test_connect_errors);
     tcase_add_test(tc, test_reconnector);
+    tcase_add_test(tc, test_connect_tls_close_at_once);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
