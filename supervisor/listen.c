@@ -270,11 +270,21 @@ static int open_listener(const struct config *cfg, size_t l,
     return 0;
 }
 
+/* Why lc could not be opened, from errno, into err. */
+static void open_error(const struct listener_conf *lc, char *err,
+                       size_t errlen)
+{
+    char a[ADDR_STRLEN];
+
+    snprintf(err, errlen, "listener %s: %s: %s%s", lc->name,
+             addr_format(&lc->addr, a, sizeof(a)), strerror(errno),
+             errno == EADDRINUSE ? " (another process holds the port)" : "");
+}
+
 int listen_open(const struct config *cfg, int nslots,
                 const struct activated *act, struct listen_set *set,
                 char *err, size_t errlen)
 {
-    char a[ADDR_STRLEN];
     size_t n = cfg->nlisteners;
     bool said = false;
 
@@ -286,12 +296,7 @@ int listen_open(const struct config *cfg, int nslots,
         if (p == -2 ||
             open_listener(cfg, l, act, p, set, err, errlen, &said) == -1) {
             if (p != -2 && !said)
-                snprintf(err, errlen, "listener %s: %s: %s%s", lc->name,
-                         addr_format(&lc->addr, a, sizeof(a)),
-                         strerror(errno),
-                         errno == EADDRINUSE
-                             ? " (another process holds the port)"
-                             : "");
+                open_error(lc, err, errlen);
             goto fail;
         }
     }
@@ -390,7 +395,6 @@ int listen_reuse(const struct config *cfg_old, const struct listen_set *old,
                  const struct config *cfg, int nslots, struct listen_set *set,
                  char *err, size_t errlen)
 {
-    char a[ADDR_STRLEN];
     size_t n = cfg->nlisteners;
 
     if (set_alloc(set, n, nslots, err, errlen) == -1)
@@ -410,12 +414,7 @@ int listen_reuse(const struct config *cfg_old, const struct listen_set *old,
             if ((s == 0 && o == -1 && probe_free(&lc->addr) == -1) ||
                 (*fd = s == 0 ? open_one(lc)
                               : open_slot(lc, set->fds[l], s)) == -1) {
-                snprintf(err, errlen, "listener %s: %s: %s%s", lc->name,
-                         addr_format(&lc->addr, a, sizeof(a)),
-                         strerror(errno),
-                         errno == EADDRINUSE
-                             ? " (another process holds the port)"
-                             : "");
+                open_error(lc, err, errlen);
                 listen_drop(set, old);
                 return -1;
             }

@@ -417,20 +417,49 @@ const struct tls_sni *tls_sni_find(const struct tls_conf *t, const char *host)
 
 /* ---- one connection ---------------------------------------------------- */
 
-int tls_conn_start(struct weft_conn *c, const struct tls_conf *t)
+/* name: an IP literal is checked as an address and sent as no SNI. */
+static int client_name(SSL *ssl, const char *name)
+{
+    unsigned char buf[16];
+
+    if (inet_pton(AF_INET, name, buf) == 1 ||
+        inet_pton(AF_INET6, name, buf) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1
+                   ? 0
+                   : -1;
+    return SSL_set_tlsext_host_name(ssl, name) == 1 &&
+                   SSL_set1_host(ssl, name) == 1
+               ? 0
+               : -1;
+}
+
+/* A TLS state for c under ctx, its BIO attached; NULL when out of memory
+ * (or when name, if given, is no server name). */
+static struct tls_conn *tls_conn_new(struct weft_conn *c, SSL_CTX *ctx,
+                                     const char *name)
 {
     struct tls_conn *tc = calloc(1, sizeof(*tc));
 
-    if (tc == NULL || (tc->ssl = SSL_new(t->ctx)) == NULL ||
-        bio_attach(tc, c->io.fd) == -1) {
+    if (tc == NULL || (tc->ssl = SSL_new(ctx)) == NULL ||
+        bio_attach(tc, c->io.fd) == -1 ||
+        (name != NULL && client_name(tc->ssl, name) == -1)) {
         if (tc != NULL)
             SSL_free(tc->ssl);
         free(tc);
         ERR_clear_error();
-        return -1;
+        return NULL;
     }
-    SSL_set_accept_state(tc->ssl);
     tc->c = c;
+    return tc;
+}
+
+int tls_conn_start(struct weft_conn *c, const struct tls_conf *t)
+{
+    struct tls_conn *tc = tls_conn_new(c, t->ctx, NULL);
+
+    if (tc == NULL)
+        return -1;
+    SSL_set_accept_state(tc->ssl);
     tc->want = EV_READ;
     ev_timer_init(&tc->timer, tls_handshake_timeout_cb,
                   t->handshake_timeout / 1000.0, 0);
@@ -539,21 +568,6 @@ void tls_client_free_all(void)
     nclient_ctxs = 0;
 }
 
-/* name: an IP literal is checked as an address and sent as no SNI. */
-static int client_name(SSL *ssl, const char *name)
-{
-    unsigned char buf[16];
-
-    if (inet_pton(AF_INET, name, buf) == 1 ||
-        inet_pton(AF_INET6, name, buf) == 1)
-        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1
-                   ? 0
-                   : -1;
-    return SSL_set_tlsext_host_name(ssl, name) == 1 &&
-                   SSL_set1_host(ssl, name) == 1
-               ? 0
-               : -1;
-}
 
 int tls_client_start(struct weft_conn *c, const char *ca_file,
                      bool no_verify, const char *name, const char **err)
@@ -566,19 +580,11 @@ int tls_client_start(struct weft_conn *c, const char *ca_file,
                                : "TLS: cannot load the system's CAs";
         return -1;
     }
-    if ((tc = calloc(1, sizeof(*tc))) == NULL ||
-        (tc->ssl = SSL_new(ctx)) == NULL ||
-        bio_attach(tc, c->io.fd) == -1 ||
-        client_name(tc->ssl, name) == -1) {
-        if (tc != NULL)
-            SSL_free(tc->ssl);
-        free(tc);
-        ERR_clear_error();
+    if ((tc = tls_conn_new(c, ctx, name)) == NULL) {
         *err = "TLS: out of memory or a bad server name";
         return -1;
     }
     SSL_set_connect_state(tc->ssl);
-    tc->c = c;
     tc->want = EV_WRITE;
     /* The connect timeout covers the handshake: no timer of our own. */
     ev_timer_init(&tc->timer, tls_handshake_timeout_cb, 0, 0);

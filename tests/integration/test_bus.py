@@ -390,9 +390,7 @@ def metrics(d):
 def main():
     tmp = W.make_tmpdir()
     example(tmp)
-    so = W.build_module(tmp, os.path.join(W.srcdir(), "tests",
-                                          "integration", "bus_probe.c"),
-                        "bus_probe")
+    so = W.build_test_module(tmp, "bus_probe")
     port = W.free_port("tcp")
     conf = ('modules = ( "%s" );\n'
             "workers = 2;\n"

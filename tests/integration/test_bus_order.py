@@ -87,9 +87,7 @@ def probe_on(port, slot, tries=200):
 
 def main():
     tmp = W.make_tmpdir()
-    so = W.build_module(tmp, os.path.join(W.srcdir(), "tests",
-                                          "integration", "bus_probe.c"),
-                        "bus_probe")
+    so = W.build_test_module(tmp, "bus_probe")
     port = W.free_port()
     sock = os.path.join(tmp, "ctl.sock")
     conf = ('workers = 2;\ncpu_affinity = false;\nmodules = ( "%s" );\n'

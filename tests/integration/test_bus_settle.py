@@ -73,9 +73,7 @@ def trial(port, pub, n):
 
 def main():
     tmp = W.make_tmpdir()
-    so = W.build_module(tmp, os.path.join(W.srcdir(), "tests",
-                                          "integration", "bus_probe.c"),
-                        "bus_probe")
+    so = W.build_test_module(tmp, "bus_probe")
     port = W.free_port()
     conf = ("workers = 1;\n"
             "bus = { ring_size = 33554432; };\n"

@@ -154,20 +154,10 @@ def workers(sock):
             if w["state"] == "running"]
 
 
-def active_by_slot(sock):
-    return {w["slot"]: w["connections_active"] for w in workers(sock)}
-
-
 def connect(sock, port):
     """A new client and the slot of the worker serving it."""
-    before = active_by_slot(sock)
-    c = Client(port)
-
-    def grown():
-        now = active_by_slot(sock)
-        up = [s for s in now if now[s] > before.get(s, 0)]
-        return up if len(up) == 1 else None
-    c.slot = W.wait_for(grown, 10.0, "the new client in weftctl workers")[0]
+    c, c.slot = W.connect_on_slot(sock, lambda: Client(port),
+                                  "the new client in weftctl workers")
     return c
 
 
@@ -238,7 +228,7 @@ def test_room(sock, port, parked):
     on = {slot: sorted(c.nick for c in got[slot]) for slot in (0, 1)}
     W.log("1+4: #load has %d members, worker 0: %s, worker 1: %s; NAMES "
           "on each worker lists all" % (len(members), on[0], on[1]))
-    active = active_by_slot(sock)
+    active = W.active_by_slot(sock)
     W.check(on[0] and on[1] and min(active.values()) >= per,
             "chat users per worker %r, connections_active %r" % (on, active))
     return senders, receivers

@@ -247,9 +247,7 @@ def man_example(tmp):
 
 def main():
     tmp = W.make_tmpdir()
-    srcdir = os.environ.get("WEFT_SRCDIR", ".")
-    so = W.build_module(tmp, os.path.join(srcdir, "tests", "integration",
-                                        "http_handlers.c"), "http_handlers")
+    so = W.build_test_module(tmp, "http_handlers")
     hi = W.build_module(tmp, man_example(tmp), "hi")
     data = os.path.join(tmp, "data.bin")
     with open(data, "wb") as f:

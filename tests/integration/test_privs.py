@@ -115,24 +115,12 @@ class Chat:
         self.until(want)
 
 
-def active_by_slot(sock):
-    return {w["slot"]: w["connections_active"]
-            for w in W.ctl_json(sock, "workers")["workers"]
-            if w["state"] == "running"}
-
-
 def chat_on_both(sock, port):
     """Clients until each of the 2 workers holds one: {slot: client}."""
     on, extra = {}, []
     for _ in range(40):
-        before = active_by_slot(sock)
-        c = Chat(port)
-
-        def grown():
-            now = active_by_slot(sock)
-            up = [s for s in now if now[s] > before.get(s, 0)]
-            return up if len(up) == 1 else None
-        slot = W.wait_for(grown, 10.0, "the new chat client")[0]
+        c, slot = W.connect_on_slot(sock, lambda: Chat(port),
+                                    "the new chat client")
         if slot in on:
             extra.append(c)
         else:
@@ -156,7 +144,7 @@ def test_chat(sock, port):
     a.until("MSG #r bob hello from worker 1")
     for c in [a, b] + extra:
         c.s.close()
-    W.wait_for(lambda: sum(active_by_slot(sock).values()) == 0, 10.0,
+    W.wait_for(lambda: sum(W.active_by_slot(sock).values()) == 0, 10.0,
                "the chat clients gone")
     W.log("chat: a room message crossed the workers both ways as nobody")
 

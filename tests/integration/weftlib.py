@@ -964,6 +964,31 @@ def build_module(tmp, src, name):
     return so
 
 
+def build_test_module(tmp, name):
+    """build_module for tests/integration/NAME.c."""
+    return build_module(tmp, os.path.join(srcdir(), "tests", "integration",
+                                          name + ".c"), name)
+
+
+def active_by_slot(sock):
+    """{slot: connections_active} of the running workers."""
+    return {w["slot"]: w["connections_active"]
+            for w in ctl_json(sock, "workers")["workers"]
+            if w["state"] == "running"}
+
+
+def connect_on_slot(sock, make, what):
+    """(make(), slot of the worker whose connections_active grew)."""
+    before = active_by_slot(sock)
+    c = make()
+
+    def grown():
+        now = active_by_slot(sock)
+        up = [s for s in now if now[s] > before.get(s, 0)]
+        return up if len(up) == 1 else None
+    return c, wait_for(grown, 10.0, what)[0]
+
+
 def stats_fields():
     """[(name, kind)] from STATS_FIELDS in shared/stats.h, the one place
     the stats fields are declared."""
